@@ -19,14 +19,23 @@ GLSLC_FLAGS := --target-env=vulkan1.2 -O -Werror -Ishaders
 SHADERS := $(wildcard shaders/*.comp)
 SPV_INC := $(patsubst shaders/%.comp,build/gen/%.spv.inc,$(SHADERS))
 
-.PHONY: all build shaders deps test demo clean
+.PHONY: all build shaders deps test demo clean FORCE
 
 all: build
 
 deps:
 	@scripts/install-deps $(BUILD_PKGS) $(DATA_PKGS)
 
-shaders: $(SPV_INC)
+shaders: $(SPV_INC) build/gen/build_info.h
+
+# The commit the binary was built from, recorded in every run's summary.
+# Rewritten only when it changes so it does not force rebuilds.
+build/gen/build_info.h: FORCE
+	@mkdir -p build/gen
+	@c=$$(git rev-parse HEAD 2>/dev/null || echo unknown); \
+	 git diff --quiet HEAD -- 2>/dev/null || c="$$c-dirty"; \
+	 printf '#define QAT_GIT_COMMIT "%s"\n' "$$c" > $@.tmp; \
+	 if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
 # A shader that fails to compile fails the build. -mfmt=c writes the SPIR-V
 # words as a C initializer that qat/kernels.c includes.

@@ -1,0 +1,60 @@
+#include "qat/cli/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "qat/common.h"
+
+bool cli_parse_int(const char *cmd, const char *flag, const char *value, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || end == value || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "qat %s: %s: expected an integer in [%ld, %ld], got '%s'\n", cmd, flag, min, max, value);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_u64(const char *cmd, const char *flag, const char *value, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (errno || end == value || *end != '\0' || value[0] == '-') {
+        fprintf(stderr, "qat %s: %s: expected a non-negative integer, got '%s'\n", cmd, flag, value);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_float(const char *cmd, const char *flag, const char *value, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (errno || end == value || *end != '\0' || !isfinite(v) || v < min || v > max) {
+        fprintf(stderr, "qat %s: %s: expected a number in [%g, %g], got '%s'\n", cmd, flag, min, max, value);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+int cli_bad_option(const char *cmd, int optopt, const char *arg)
+{
+    if (optopt) fprintf(stderr, "qat %s: option -%c needs an argument or is unknown (see 'qat %s --help')\n", cmd, optopt, cmd);
+    else fprintf(stderr, "qat %s: unrecognized or incomplete option '%s' (see 'qat %s --help')\n", cmd, arg ? arg : "?", cmd);
+    return 2;
+}
+
+int cli_fail(const char *cmd)
+{
+    fprintf(stderr, "qat %s: %s\n", cmd, qat_error_message());
+    return 1;
+}

@@ -1,0 +1,23 @@
+/* Shared pieces of the `qat` subcommands: flag value parsing with one-line
+ * errors that name the flag, and the subcommand entry points. */
+#ifndef QAT_CLI_H
+#define QAT_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Each returns false after printing "qat CMD: --flag: what is wrong". */
+bool cli_parse_int(const char *cmd, const char *flag, const char *value, long min, long max, long *out);
+bool cli_parse_u64(const char *cmd, const char *flag, const char *value, uint64_t *out);
+bool cli_parse_float(const char *cmd, const char *flag, const char *value, double min, double max, double *out);
+/* Reports an unknown option or a missing argument from getopt_long. */
+int cli_bad_option(const char *cmd, int optopt, const char *arg);
+/* Prints the current qat error message as "qat CMD: message" and returns 1. */
+int cli_fail(const char *cmd);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

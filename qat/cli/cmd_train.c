@@ -1,0 +1,119 @@
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qat/cli/cli.h"
+#include "qat/train.h"
+
+static void train_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: qat train --model mlp|cnn --out DIR [OPTIONS]\n"
+            "\n"
+            "Trains a model on Fashion-MNIST (the last --val images of the training file\n"
+            "are held out for validation) and writes DIR/metrics.csv, DIR/summary.json\n"
+            "and DIR/model.safetensors.\n"
+            "\n"
+            "  --model NAME       mlp (784-256-256-10) or cnn (two conv3x3 blocks, fc 128)\n"
+            "  --out DIR          output directory (created if missing)\n"
+            "  --epochs N         passes over the training split (default 10)\n"
+            "  --seed S           seed of initialisation and shuffling (default 1)\n"
+            "  --batch N          batch size (default 128)\n"
+            "  --optimizer NAME   adamw or sgd (default adamw)\n"
+            "  --lr X             peak learning rate (default 1e-3 adamw, 0.05 sgd)\n"
+            "  --momentum X       SGD momentum (default 0.9)\n"
+            "  --weight-decay X   default 0.01 adamw, 5e-4 sgd\n"
+            "  --schedule NAME    cosine or constant (default cosine)\n"
+            "  --warmup N         cosine warm-up steps (default 100)\n"
+            "  --val N            validation images (default 5000)\n"
+            "  --data-dir DIR     Fashion-MNIST IDX files (default $QAT_FASHION_MNIST_DIR or\n"
+            "                     /usr/share/datasets/fashion-mnist)\n"
+            "  --device N|NAME    Vulkan device (default $QAT_DEVICE or the preferred one)\n"
+            "  --quiet            no per-epoch lines\n"
+            "  -h, --help         this text\n");
+}
+
+int cmd_train(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "model", required_argument, NULL, 'm' },   { "out", required_argument, NULL, 'o' },
+        { "epochs", required_argument, NULL, 'e' },  { "seed", required_argument, NULL, 's' },
+        { "batch", required_argument, NULL, 'b' },   { "optimizer", required_argument, NULL, 'O' },
+        { "lr", required_argument, NULL, 'l' },      { "momentum", required_argument, NULL, 'M' },
+        { "weight-decay", required_argument, NULL, 'w' }, { "schedule", required_argument, NULL, 'S' },
+        { "warmup", required_argument, NULL, 'W' },  { "val", required_argument, NULL, 'v' },
+        { "data-dir", required_argument, NULL, 'd' }, { "device", required_argument, NULL, 'D' },
+        { "quiet", no_argument, NULL, 'q' },         { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *cmd = "train";
+    qat_train_options o = { .epochs = 10, .seed = 1, .batch = 128, .val_count = 5000 };
+    const char *model = NULL, *optimizer = "adamw", *schedule = "cosine";
+    double lr = -1, momentum = -1, weight_decay = -1;
+    long warmup = 100;
+    bool have_model = false;
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        long v;
+        switch (c) {
+        case 'm': model = optarg; have_model = true; break;
+        case 'o': o.out_dir = optarg; break;
+        case 'e': if (!cli_parse_int(cmd, "--epochs", optarg, 1, 100000, &v)) return 2; o.epochs = (int)v; break;
+        case 's': if (!cli_parse_u64(cmd, "--seed", optarg, &o.seed)) return 2; break;
+        case 'b': if (!cli_parse_int(cmd, "--batch", optarg, 1, 65536, &v)) return 2; o.batch = (int)v; break;
+        case 'O': optimizer = optarg; break;
+        case 'l': if (!cli_parse_float(cmd, "--lr", optarg, 1e-12, 100, &lr)) return 2; break;
+        case 'M': if (!cli_parse_float(cmd, "--momentum", optarg, 0, 0.999999, &momentum)) return 2; break;
+        case 'w': if (!cli_parse_float(cmd, "--weight-decay", optarg, 0, 10, &weight_decay)) return 2; break;
+        case 'S': schedule = optarg; break;
+        case 'W': if (!cli_parse_int(cmd, "--warmup", optarg, 0, 100000000, &warmup)) return 2; break;
+        case 'v': if (!cli_parse_int(cmd, "--val", optarg, 0, 59000, &v)) return 2; o.val_count = (uint32_t)v; break;
+        case 'd': o.data_dir = optarg; break;
+        case 'D': o.device = optarg; break;
+        case 'q': o.quiet = true; break;
+        case 'h': train_usage(stdout); return 0;
+        default: return cli_bad_option(cmd, c == ':' || c == '?' ? optopt : 0, argv[optind - 1]);
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "qat train: unexpected argument '%s' (see 'qat train --help')\n", argv[optind]);
+        return 2;
+    }
+    if (!have_model) {
+        fprintf(stderr, "qat train: --model is required (mlp or cnn)\n");
+        return 2;
+    }
+    if (!qat_model_parse(model, &o.model)) {
+        fprintf(stderr, "qat train: --model: unknown model '%s' (expected mlp or cnn)\n", model);
+        return 2;
+    }
+    if (!o.out_dir) {
+        fprintf(stderr, "qat train: --out is required\n");
+        return 2;
+    }
+    qat_optim_kind kind;
+    if (strcmp(optimizer, "adamw") == 0) kind = QAT_OPTIM_ADAMW;
+    else if (strcmp(optimizer, "sgd") == 0) kind = QAT_OPTIM_SGD;
+    else {
+        fprintf(stderr, "qat train: --optimizer: unknown optimizer '%s' (expected adamw or sgd)\n", optimizer);
+        return 2;
+    }
+    o.optim = qat_optim_defaults(kind, lr > 0 ? (float)lr : kind == QAT_OPTIM_ADAMW ? 1e-3f : 0.05f);
+    if (momentum >= 0) o.optim.momentum = (float)momentum;
+    if (weight_decay >= 0) o.optim.weight_decay = (float)weight_decay;
+    if (strcmp(schedule, "cosine") == 0) o.optim.schedule = QAT_SCHEDULE_COSINE;
+    else if (strcmp(schedule, "constant") == 0) o.optim.schedule = QAT_SCHEDULE_CONSTANT;
+    else {
+        fprintf(stderr, "qat train: --schedule: unknown schedule '%s' (expected cosine or constant)\n", schedule);
+        return 2;
+    }
+    o.optim.warmup_steps = (int)warmup;
+    qat_train_result r;
+    if (qat_train_run(&o, &r) != QAT_OK) return cli_fail(cmd);
+    printf("%s: test_acc %.4f  val_acc %.4f  params %lld  %.1f s (%.0f images/s)\n", qat_model_name(o.model),
+           r.test.accuracy, r.val.accuracy, (long long)r.params, r.wall_seconds, r.images_per_second);
+    printf("results in %s/ (metrics.csv, summary.json, model.safetensors)\n", o.out_dir);
+    return 0;
+}

@@ -1,0 +1,42 @@
+/* `qat`: the command-line entry point; one subcommand per research task. */
+#include <stdio.h>
+#include <string.h>
+
+#include "qat/cli/cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    { "train", cmd_train, "train a model on Fashion-MNIST and write a checkpoint" },
+    { "eval", cmd_eval, "print the test accuracy of a checkpoint" },
+    { "devices", cmd_devices, "list the Vulkan devices and mark the one qat would use" },
+    { "bench", cmd_bench, "measure matmul GFLOP/s and training throughput against references" },
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: qat COMMAND [OPTIONS]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'qat COMMAND --help' for a command's options.\n"
+                 "Environment: QAT_DEVICE (device index or name), QAT_VK_VALIDATE=1 (Vulkan validation),\n"
+                 "QAT_FASHION_MNIST_DIR (dataset directory).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "qat: unknown command '%s' (see 'qat --help')\n", argv[1]);
+    return 2;
+}

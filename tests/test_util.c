@@ -1,0 +1,73 @@
+#include "tests/test_util.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *test_data_path(const char *relative)
+{
+    static _Thread_local char path[PATH_MAX + 64];
+    const char *env = getenv("QAT_GOLDEN_DIR");
+    if (env && *env) {
+        snprintf(path, sizeof path, "%s/../%s", env, relative);
+        if (access(path, R_OK) == 0) return path;
+    }
+    snprintf(path, sizeof path, "tests/%s", relative);
+    if (access(path, R_OK) == 0) return path;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        const char *ups[] = { "..", "../.." };
+        for (size_t i = 0; i < 2; i++) {
+            snprintf(path, sizeof path, "%s/%s/tests/%s", exe, ups[i], relative);
+            if (access(path, R_OK) == 0) return path;
+        }
+    }
+    return NULL;
+}
+
+qat_ctx *test_gpu_ctx(void)
+{
+    qat_ctx *ctx = NULL;
+    qat_status st = qat_ctx_init(NULL, &ctx);
+    if (st != QAT_OK) {
+        if (st == QAT_ERR_VULKAN) cr_skip_test("no usable Vulkan device (%s); install mesa-vulkan-drivers", qat_error_message());
+        cr_assert_fail("cannot create a Vulkan context: %s", qat_error_message());
+    }
+    return ctx;
+}
+
+void test_gpu_done(qat_ctx *ctx)
+{
+    uint32_t messages = ctx->validation_messages;
+    qat_ctx_free(ctx);
+    cr_expect_eq(messages, 0, "the Vulkan validation layers reported %u message(s) (see stderr)", messages);
+}
+
+float test_rng_float(test_rng *r, float lo, float hi)
+{
+    for (;;) {
+        float u = (float)(test_rng_next(r) >> 40) / (float)(1 << 24);
+        float v = lo + (hi - lo) * u;
+        if (fabsf(v) >= 1e-3f) return v;
+    }
+}
+
+void test_fill(test_rng *r, float *x, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++) x[i] = test_rng_float(r, lo, hi);
+}
+
+double test_rel_max_err(const float *a, const float *b, size_t n, double floor)
+{
+    double scale = floor, err = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)b[i]));
+    for (size_t i = 0; i < n; i++) err = fmax(err, fabs((double)a[i] - (double)b[i]));
+    return err / scale;
+}

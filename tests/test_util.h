@@ -1,0 +1,35 @@
+/* Helpers shared by the Criterion suites. */
+#ifndef QAT_TEST_UTIL_H
+#define QAT_TEST_UTIL_H
+
+#include <criterion/criterion.h>
+
+#include "qat/context.h"
+
+/* Path of a file under tests/ (e.g. "golden/mlp_golden.safetensors"),
+ * found from $QAT_GOLDEN_DIR/.. , the repository root as working directory,
+ * or the test binary's location (bin/ or bin/CONFIG/). NULL if absent. */
+const char *test_data_path(const char *relative);
+
+/* A Vulkan context for a GPU test, or skips the test with a clear message
+ * when no device exists (CI installs lavapipe, so there it runs). */
+qat_ctx *test_gpu_ctx(void);
+/* Fails the test if the validation layers said anything, then frees. */
+void test_gpu_done(qat_ctx *ctx);
+
+/* Deterministic test data: xorshift64*, values never exactly zero. */
+typedef struct test_rng { uint64_t s; } test_rng;
+static inline uint64_t test_rng_next(test_rng *r)
+{
+    r->s ^= r->s >> 12, r->s ^= r->s << 25, r->s ^= r->s >> 27;
+    return r->s * 2685821657736338717ull;
+}
+/* Uniform in [lo, hi), resampled away from 0 by at least 1e-3. */
+float test_rng_float(test_rng *r, float lo, float hi);
+void test_fill(test_rng *r, float *x, size_t n, float lo, float hi);
+
+/* max |a - b| / max(max |b|, floor): an error relative to the tensor's scale,
+ * so tiny entries do not dominate. */
+double test_rel_max_err(const float *a, const float *b, size_t n, double floor);
+
+#endif
