@@ -278,17 +278,18 @@ static qat_status create_device(qat_ctx *ctx)
 
 static qat_status create_layouts(qat_ctx *ctx)
 {
-    VkDescriptorSetLayoutBinding bindings[QAT_MAX_BINDINGS];
-    for (uint32_t i = 0; i < QAT_MAX_BINDINGS; i++)
+    VkDescriptorSetLayoutBinding bindings[QAT_MAX_BINDINGS + QAT_TEXEL_BINDINGS];
+    for (uint32_t i = 0; i < QAT_MAX_BINDINGS + QAT_TEXEL_BINDINGS; i++)
         bindings[i] = (VkDescriptorSetLayoutBinding){
             .binding = i,
-            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorType = i < QAT_MAX_BINDINGS ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+                                                   : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
             .descriptorCount = 1,
             .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
         };
     VkDescriptorSetLayoutCreateInfo set_info = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .bindingCount = QAT_MAX_BINDINGS,
+        .bindingCount = QAT_MAX_BINDINGS + QAT_TEXEL_BINDINGS,
         .pBindings = bindings,
     };
     VK_TRY(vkCreateDescriptorSetLayout(ctx->device, &set_info, NULL, &ctx->set_layout), "vkCreateDescriptorSetLayout");
@@ -354,6 +355,7 @@ qat_status qat_ctx_init(const char *selector, qat_ctx **out)
     }
     if (st == QAT_OK) st = qat_buffer_create(ctx, 1 << 20, true, &ctx->staging);
     if (st == QAT_OK) st = qat_buffer_create(ctx, QAT_BUFFER_ALIGN, false, &ctx->dummy);
+    if (st == QAT_OK) st = qat_texel_view_create(ctx, &ctx->dummy, 0, QAT_BUFFER_ALIGN, &ctx->dummy_view);
     if (st != QAT_OK) {
         qat_ctx_free(ctx);
         return st;
@@ -369,6 +371,7 @@ void qat_ctx_free(qat_ctx *ctx)
         vkDeviceWaitIdle(ctx->device);
         qat_kernels_release(ctx);
         qat_buffer_destroy(ctx, &ctx->staging);
+        if (ctx->dummy_view) vkDestroyBufferView(ctx->device, ctx->dummy_view, NULL);
         qat_buffer_destroy(ctx, &ctx->dummy);
         if (ctx->fence) vkDestroyFence(ctx->device, ctx->fence, NULL);
         if (ctx->command_pool) vkDestroyCommandPool(ctx->device, ctx->command_pool, NULL);
@@ -402,8 +405,8 @@ qat_status qat_buffer_create(qat_ctx *ctx, VkDeviceSize size, bool host_visible,
     VkBufferCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
         .size = size,
-        .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                 VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+        .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
+                 VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
         .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
     };
     VK_TRY(vkCreateBuffer(ctx->device, &info, NULL, &out->buffer), "vkCreateBuffer");
@@ -459,6 +462,24 @@ void qat_buffer_destroy(qat_ctx *ctx, qat_buffer *buf)
         ctx->device_bytes -= ctx->device_bytes >= buf->size ? buf->size : ctx->device_bytes;
     }
     memset(buf, 0, sizeof *buf);
+}
+
+qat_status qat_texel_view_create(qat_ctx *ctx, const qat_buffer *buf, VkDeviceSize offset, VkDeviceSize bytes,
+                                 VkBufferView *out)
+{
+    /* The range must be whole texels; tensors live in QAT_BUFFER_ALIGN slots,
+     * so rounding up to 16 bytes stays inside the slot. */
+    VkDeviceSize range = (bytes + 15) / 16 * 16;
+    if (offset + range > buf->size) range = (buf->size - offset) / 16 * 16;
+    VkBufferViewCreateInfo info = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+        .buffer = buf->buffer,
+        .format = VK_FORMAT_R32G32B32A32_SFLOAT,
+        .offset = offset,
+        .range = range ? range : 16,
+    };
+    VK_TRY(vkCreateBufferView(ctx->device, &info, NULL, out), "vkCreateBufferView");
+    return QAT_OK;
 }
 
 qat_status qat_ctx_submit_wait(qat_ctx *ctx, VkCommandBuffer cmd)

@@ -19,6 +19,12 @@
  * interchangeable; unused bindings point at the scalars buffer. */
 #define QAT_MAX_BINDINGS 8
 #define QAT_SCALARS_BINDING (QAT_MAX_BINDINGS - 1)
+/* Bindings QAT_TEXEL_BASE + b (b < QAT_TEXEL_BINDINGS) are uniform texel
+ * buffers (RGBA32F) viewing the tensor at storage binding b, for kernels that
+ * read vec4s through the texture path (faster on some drivers, lavapipe
+ * among them). */
+#define QAT_TEXEL_BASE QAT_MAX_BINDINGS
+#define QAT_TEXEL_BINDINGS 4
 #define QAT_PUSH_WORDS 32
 /* Sub-allocations are aligned to this many bytes: a multiple of every
  * device's minStorageBufferOffsetAlignment we know of, and of vec4 loads. */
@@ -65,6 +71,7 @@ typedef struct qat_ctx {
     qat_pipeline_entry *pipelines; /* linked cache keyed by kernel + spec constants */
     qat_buffer staging;            /* host-visible; grows on demand */
     qat_buffer dummy;              /* bound to unused descriptor slots */
+    VkBufferView dummy_view;       /* likewise, for texel bindings */
     uint64_t device_bytes;         /* device memory currently allocated */
     uint64_t peak_device_bytes;
     volatile uint32_t validation_messages;
@@ -91,6 +98,10 @@ void qat_buffer_destroy(qat_ctx *ctx, qat_buffer *buf);
  * through ctx->staging and a one-shot command buffer. */
 qat_status qat_buffer_upload(qat_ctx *ctx, const qat_buffer *dst, VkDeviceSize offset, const void *src, size_t size);
 qat_status qat_buffer_download(qat_ctx *ctx, const qat_buffer *src, VkDeviceSize offset, void *dst, size_t size);
+
+/* An RGBA32F texel view of a buffer range (for QAT_TEXEL_BASE bindings). */
+qat_status qat_texel_view_create(qat_ctx *ctx, const qat_buffer *buf, VkDeviceSize offset, VkDeviceSize bytes,
+                                 VkBufferView *out);
 
 /* Submits a command buffer and waits for it. */
 qat_status qat_ctx_submit_wait(qat_ctx *ctx, VkCommandBuffer cmd);

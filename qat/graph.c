@@ -21,12 +21,19 @@ struct qat_graph {
     VkDescriptorSet *sets;     /* per node; VK_NULL_HANDLE for views */
     VkPipeline *pipelines;     /* per node */
     qat_dispatch *dispatches;  /* per node */
+    VkBufferView *views;       /* texel views made for dispatches */
+    int nviews;
 };
 
 struct qat_seq {
     qat_graph *g;
     VkCommandBuffer cmd;
     int dispatches, barriers;
+    /* Profiling (QAT_PROFILE=1): a timestamp before and after each dispatch. */
+    VkQueryPool queries;
+    int *profiled_nodes;       /* node id of each timed dispatch */
+    double *profile_ns;        /* accumulated per timed dispatch */
+    int profile_runs;
 };
 
 int64_t qat_shape_numel(int ndim, const int64_t *shape)
@@ -64,7 +71,9 @@ void qat_graph_free(qat_graph *g)
         for (int i = 0; i < QAT_BUF_COUNT; i++) qat_buffer_destroy(ctx, &g->buffers[i]);
         qat_buffer_destroy(ctx, &g->host_io);
         if (g->descriptor_pool) vkDestroyDescriptorPool(ctx->device, g->descriptor_pool, NULL);
+        for (int i = 0; i < g->nviews; i++) vkDestroyBufferView(ctx->device, g->views[i], NULL);
     }
+    free(g->views);
     free(g->sets);
     free(g->pipelines);
     free(g->dispatches);
@@ -454,15 +463,15 @@ qat_status qat_graph_compile(qat_graph *g)
         nsets++;
     }
     if (nsets) {
-        VkDescriptorPoolSize pool_size = {
-            .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-            .descriptorCount = nsets * QAT_MAX_BINDINGS,
+        VkDescriptorPoolSize pool_sizes[2] = {
+            { .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = nsets * QAT_MAX_BINDINGS },
+            { .type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = nsets * QAT_TEXEL_BINDINGS },
         };
         VkDescriptorPoolCreateInfo pool_info = {
             .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
             .maxSets = nsets,
-            .poolSizeCount = 1,
-            .pPoolSizes = &pool_size,
+            .poolSizeCount = 2,
+            .pPoolSizes = pool_sizes,
         };
         VkResult r = vkCreateDescriptorPool(ctx->device, &pool_info, NULL, &g->descriptor_pool);
         if (r != VK_SUCCESS) return qat_vk_error(r, "vkCreateDescriptorPool");
@@ -479,7 +488,8 @@ qat_status qat_graph_compile(qat_graph *g)
         VkResult r = vkAllocateDescriptorSets(ctx->device, &alloc, &g->sets[i]);
         if (r != VK_SUCCESS) return qat_vk_error(r, "vkAllocateDescriptorSets");
         VkDescriptorBufferInfo infos[QAT_MAX_BINDINGS];
-        VkWriteDescriptorSet writes[QAT_MAX_BINDINGS];
+        VkBufferView views[QAT_TEXEL_BINDINGS];
+        VkWriteDescriptorSet writes[QAT_MAX_BINDINGS + QAT_TEXEL_BINDINGS];
         for (int b = 0; b < QAT_MAX_BINDINGS; b++) {
             int tid = b < QAT_SCALARS_BINDING ? g->dispatches[i].binding[b] : -1;
             const qat_tensor *t = tid >= 0 ? &g->tensors[tid] : scalars;
@@ -497,7 +507,25 @@ qat_status qat_graph_compile(qat_graph *g)
                 .pBufferInfo = &infos[b],
             };
         }
-        vkUpdateDescriptorSets(ctx->device, QAT_MAX_BINDINGS, writes, 0, NULL);
+        for (int b = 0; b < QAT_TEXEL_BINDINGS; b++) {
+            int tid = g->dispatches[i].binding[b];
+            views[b] = ctx->dummy_view;
+            if (g->dispatches[i].texel[b] && tid >= 0) {
+                const qat_tensor *t = &g->tensors[tid];
+                g->views = qat_xrealloc(g->views, (size_t)(g->nviews + 1) * sizeof *g->views);
+                QAT_TRY(qat_texel_view_create(ctx, &g->buffers[t->buffer], t->offset, t->bytes, &views[b]));
+                g->views[g->nviews++] = views[b];
+            }
+            writes[QAT_MAX_BINDINGS + b] = (VkWriteDescriptorSet){
+                .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                .dstSet = g->sets[i],
+                .dstBinding = (uint32_t)(QAT_TEXEL_BASE + b),
+                .descriptorCount = 1,
+                .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                .pTexelBufferView = &views[b],
+            };
+        }
+        vkUpdateDescriptorSets(ctx->device, QAT_MAX_BINDINGS + QAT_TEXEL_BINDINGS, writes, 0, NULL);
     }
     return zero_and_upload(g);
 }
@@ -617,8 +645,24 @@ qat_status qat_seq_create(qat_graph *g, int begin, int end, qat_seq **out)
         free(s);
         return qat_vk_error(r, "vkAllocateCommandBuffers");
     }
+    const char *profile_env = getenv("QAT_PROFILE");
+    if (profile_env && *profile_env && strcmp(profile_env, "0") != 0 && ctx->props.limits.timestampComputeAndGraphics) {
+        VkQueryPoolCreateInfo qinfo = {
+            .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+            .queryType = VK_QUERY_TYPE_TIMESTAMP,
+            .queryCount = (uint32_t)(2 * (end - begin) + 2),
+        };
+        r = vkCreateQueryPool(ctx->device, &qinfo, NULL, &s->queries);
+        if (r != VK_SUCCESS) {
+            qat_seq_free(s);
+            return qat_vk_error(r, "vkCreateQueryPool");
+        }
+        s->profiled_nodes = qat_xcalloc((size_t)(end - begin) + 1, sizeof *s->profiled_nodes);
+        s->profile_ns = qat_xcalloc((size_t)(end - begin) + 1, sizeof *s->profile_ns);
+    }
     VkCommandBufferBeginInfo begin_info = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
     vkBeginCommandBuffer(s->cmd, &begin_info);
+    if (s->queries) vkCmdResetQueryPool(s->cmd, s->queries, 0, (uint32_t)(2 * (end - begin) + 2));
     /* The previous run (or anything before it) may still have writes that are
      * not yet visible, and may have read what this run's copies overwrite. */
     full_barrier(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
@@ -663,7 +707,14 @@ qat_status qat_seq_create(qat_graph *g, int begin, int end, qat_seq **out)
                                 0, NULL);
         vkCmdPushConstants(s->cmd, ctx->pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, QAT_PUSH_WORDS * 4,
                            d->push);
+        if (s->queries)
+            vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, s->queries, (uint32_t)(2 * s->dispatches));
         vkCmdDispatch(s->cmd, d->groups[0], d->groups[1] ? d->groups[1] : 1, d->groups[2] ? d->groups[2] : 1);
+        if (s->queries) {
+            vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, s->queries,
+                                (uint32_t)(2 * s->dispatches + 1));
+            s->profiled_nodes[s->dispatches] = i;
+        }
         s->dispatches++;
     }
     free(written.items);
@@ -682,7 +733,43 @@ qat_status qat_seq_create(qat_graph *g, int begin, int end, qat_seq **out)
     return QAT_OK;
 }
 
-qat_status qat_seq_run(qat_seq *s) { return qat_ctx_submit_wait(s->g->ctx, s->cmd); }
+qat_status qat_seq_run(qat_seq *s)
+{
+    QAT_TRY(qat_ctx_submit_wait(s->g->ctx, s->cmd));
+    if (s->queries && s->dispatches) {
+        uint64_t *stamps = qat_xcalloc((size_t)(2 * s->dispatches), sizeof *stamps);
+        VkResult r = vkGetQueryPoolResults(s->g->ctx->device, s->queries, 0, (uint32_t)(2 * s->dispatches),
+                                           (size_t)(2 * s->dispatches) * sizeof *stamps, stamps, sizeof *stamps,
+                                           VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+        if (r == VK_SUCCESS) {
+            double period = s->g->ctx->props.limits.timestampPeriod;
+            for (int i = 0; i < s->dispatches; i++)
+                s->profile_ns[i] += (double)(stamps[2 * i + 1] - stamps[2 * i]) * period;
+            s->profile_runs++;
+        }
+        free(stamps);
+    }
+    return QAT_OK;
+}
+
+void qat_seq_profile_print(const qat_seq *s, FILE *out)
+{
+    if (!s->queries || !s->profile_runs) return;
+    const qat_graph *g = s->g;
+    double total = 0;
+    for (int i = 0; i < s->dispatches; i++) total += s->profile_ns[i];
+    fprintf(out, "profile over %d runs: %.3f ms of dispatches per run, %d dispatches, %d barriers\n",
+            s->profile_runs, total / s->profile_runs * 1e-6, s->dispatches, s->barriers);
+    for (int i = 0; i < s->dispatches; i++) {
+        const qat_node *n = &g->nodes[s->profiled_nodes[i]];
+        const qat_tensor *t = n->out >= 0 ? &g->tensors[n->out] : NULL;
+        char shape[64] = "";
+        for (int d = 0; t && d < t->ndim; d++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? "x" : "", (long long)t->shape[d]);
+        fprintf(out, "  %4d %-20s %-16s %9.1f us %5.1f%%\n", s->profiled_nodes[i], qat_op_defs[n->op]->name, shape,
+                s->profile_ns[i] / s->profile_runs * 1e-3, 100.0 * s->profile_ns[i] / total);
+    }
+}
 int qat_seq_dispatch_count(const qat_seq *s) { return s->dispatches; }
 int qat_seq_barrier_count(const qat_seq *s) { return s->barriers; }
 
@@ -690,5 +777,8 @@ void qat_seq_free(qat_seq *s)
 {
     if (!s) return;
     if (s->cmd) vkFreeCommandBuffers(s->g->ctx->device, s->g->ctx->command_pool, 1, &s->cmd);
+    if (s->queries) vkDestroyQueryPool(s->g->ctx->device, s->queries, NULL);
+    free(s->profiled_nodes);
+    free(s->profile_ns);
     free(s);
 }

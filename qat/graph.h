@@ -9,6 +9,8 @@
 #ifndef QAT_GRAPH_H
 #define QAT_GRAPH_H
 
+#include <stdio.h>
+
 #include "ops/ops.h"
 #include "qat/context.h"
 #include "qat/kernels.h"
@@ -81,6 +83,7 @@ typedef struct qat_dispatch {
     uint32_t groups[3];
     int binding[QAT_SCALARS_BINDING]; /* tensor ids, -1 unused */
     bool writes[QAT_SCALARS_BINDING]; /* the dispatch writes this binding */
+    bool texel[QAT_TEXEL_BINDINGS];   /* also view binding b as vec4 texels at QAT_TEXEL_BASE + b */
 } qat_dispatch;
 
 typedef struct qat_graph qat_graph;
@@ -143,6 +146,9 @@ qat_status qat_seq_run(qat_seq *s);
 int qat_seq_dispatch_count(const qat_seq *s);
 int qat_seq_barrier_count(const qat_seq *s);
 void qat_seq_free(qat_seq *s);
+/* With QAT_PROFILE=1 in the environment when the sequence was created, each
+ * dispatch is timed with GPU timestamps; this prints the per-node means. */
+void qat_seq_profile_print(const qat_seq *s, FILE *out);
 
 /* Helpers for op implementations. */
 int64_t qat_shape_numel(int ndim, const int64_t *shape);

@@ -104,9 +104,9 @@ static void write_config_json(qat_strbuf *sb, const qat_train_options *o)
     qat_json_write_number(sb, o->optim.momentum);
     qat_strbuf_printf(sb, ", \"weight_decay\": ");
     qat_json_write_number(sb, o->optim.weight_decay);
-    qat_strbuf_printf(sb, ", \"schedule\": \"%s\", \"warmup_steps\": %d, \"val_count\": %u}",
+    qat_strbuf_printf(sb, ", \"schedule\": \"%s\", \"warmup_steps\": %d, \"val_count\": %u, \"train_limit\": %u}",
                       o->optim.schedule == QAT_SCHEDULE_COSINE ? "cosine" : "constant", o->optim.warmup_steps,
-                      o->val_count);
+                      o->val_count, o->train_limit);
 }
 
 static qat_status write_summary(const qat_train_options *o, const qat_train_result *r, const qat_ctx *ctx,
@@ -159,6 +159,7 @@ static qat_status train_loop(const qat_train_options *o, qat_train_result *r, ru
     memset(r, 0, sizeof *r);
     QAT_TRY(qat_fashion_mnist_load(o->data_dir, o->val_count, &s->data));
     s->data_loaded = true;
+    if (o->train_limit && o->train_limit < s->data.train.count) s->data.train.count = o->train_limit;
     if (s->data.train.count < (uint32_t)o->batch)
         return qat_error_set(QAT_ERR_INVALID, "--batch %d is larger than the training split (%u images)", o->batch,
                              s->data.train.count);
@@ -231,6 +232,7 @@ static qat_status train_loop(const qat_train_options *o, qat_train_result *r, ru
     }
     free(order);
     qat_strbuf_free(&csv);
+    qat_seq_profile_print(s->train, stderr);
     QAT_TRY(st);
     QAT_TRY(qat_evaluate(s->g, &m, s->forward, &s->data.test, mean, std, &r->test));
     r->params = m.param_count;

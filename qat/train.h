@@ -17,6 +17,7 @@ typedef struct qat_train_options {
     const char *data_dir;      /* NULL: QAT_FASHION_MNIST_DIR or the Debian path */
     const char *device;        /* NULL: QAT_DEVICE or the preferred device */
     uint32_t val_count;        /* images held out of the training file */
+    uint32_t train_limit;      /* use only the first N training images (0: all) */
     bool quiet;                /* no per-epoch lines */
 } qat_train_options;
 

@@ -26,6 +26,8 @@ static void train_usage(FILE *out)
             "  --schedule NAME    cosine or constant (default cosine)\n"
             "  --warmup N         cosine warm-up steps (default 100)\n"
             "  --val N            validation images (default 5000)\n"
+            "  --train-limit N    train on the first N images of the training split only\n"
+            "                     (quick checks; default: all)\n"
             "  --data-dir DIR     Fashion-MNIST IDX files (default $QAT_FASHION_MNIST_DIR or\n"
             "                     /usr/share/datasets/fashion-mnist)\n"
             "  --device N|NAME    Vulkan device (default $QAT_DEVICE or the preferred one)\n"
@@ -43,7 +45,7 @@ int cmd_train(int argc, char **argv)
         { "weight-decay", required_argument, NULL, 'w' }, { "schedule", required_argument, NULL, 'S' },
         { "warmup", required_argument, NULL, 'W' },  { "val", required_argument, NULL, 'v' },
         { "data-dir", required_argument, NULL, 'd' }, { "device", required_argument, NULL, 'D' },
-        { "quiet", no_argument, NULL, 'q' },         { "help", no_argument, NULL, 'h' },
+        { "train-limit", required_argument, NULL, 'L' }, { "quiet", no_argument, NULL, 'q' },         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *cmd = "train";
@@ -72,6 +74,7 @@ int cmd_train(int argc, char **argv)
         case 'v': if (!cli_parse_int(cmd, "--val", optarg, 0, 59000, &v)) return 2; o.val_count = (uint32_t)v; break;
         case 'd': o.data_dir = optarg; break;
         case 'D': o.device = optarg; break;
+        case 'L': if (!cli_parse_int(cmd, "--train-limit", optarg, 1, 60000, &v)) return 2; o.train_limit = (uint32_t)v; break;
         case 'q': o.quiet = true; break;
         case 'h': train_usage(stdout); return 0;
         default: return cli_bad_option(cmd, c == ':' || c == '?' ? optopt : 0, argv[optind - 1]);
