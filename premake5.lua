@@ -68,3 +68,19 @@ solution "qat"
     configuration "sanitize"
       targetdir "bin/sanitize"
       objdir "build/obj/sanitize"
+
+  -- Benchmarks; OpenBLAS is the reference sgemm and is linked here only.
+  project "qat-bench"
+    kind "ConsoleApp"
+    files { "bench/*.c", "bench/*.h" }
+    includedirs { "/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/openblas" }
+    links { "qatcore", "openblas", "vulkan", "z", "png", "m" }
+    configuration "release"
+      targetdir "bin"
+      objdir "build/obj/release"
+    configuration "debug"
+      targetdir "bin/debug"
+      objdir "build/obj/debug"
+    configuration "sanitize"
+      targetdir "bin/sanitize"
+      objdir "build/obj/sanitize"

@@ -5,7 +5,7 @@
 
 #include "datasets/fashion_mnist.h"
 #include "qat/nn.h"
-#include "qat/optim.h"
+#include "qat/optimizer.h"
 
 typedef struct qat_train_options {
     qat_model_kind model;

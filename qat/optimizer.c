@@ -1,4 +1,4 @@
-#include "qat/optim.h"
+#include "qat/optimizer.h"
 
 #include <math.h>
 
