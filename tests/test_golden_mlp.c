@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "qat/nn.h"
-#include "qat/optim.h"
+#include "qat/optimizer.h"
 #include "qat/safetensors.h"
 #include "tests/test_util.h"
 
