@@ -1,0 +1,542 @@
+/* Every op on the Vulkan device against its CPU reference (ops/ops_ref.h) on
+ * random shapes and values, forward and backward.
+ *
+ * Backward goes through the real autograd: the op's output y is reduced to a
+ * scalar loss = sum(y * r) with a random constant r, so d(loss)/dy = r exactly
+ * and the gradients the graph computes for the inputs must equal the CPU
+ * backward with dy = r. One Vulkan context per Test (Criterion forks per
+ * test), many cases inside each.
+ *
+ * Tolerances: kernels sum in a different (fixed) order than the reference, so
+ * results differ by rounding; errors are measured relative to each tensor's
+ * largest magnitude (test_rel_max_err) and bounded by a few ulp times the
+ * length of the longest sum involved. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops_ref.h"
+#include "ops/ops_vk.h"
+#include "tests/test_util.h"
+
+/* ---- harness ---------------------------------------------------------------- */
+
+#define MAX_IN 4
+
+typedef struct op_case {
+    qat_ctx *ctx;
+    qat_graph *g;
+    test_rng rng;
+    int in[MAX_IN];
+    float *in_data[MAX_IN];
+    int nin;
+    int out;
+    float *r;       /* d(loss)/d(out) */
+    int loss;
+} op_case;
+
+static int case_param(op_case *c, const char *name, int ndim, const int64_t *shape, float lo, float hi)
+{
+    QAT_ASSERT(c->nin < MAX_IN);
+    int id = qat_param(c->g, name, ndim, shape, true);
+    size_t n = (size_t)qat_shape_numel(ndim, shape);
+    c->in_data[c->nin] = malloc(n * sizeof(float));
+    test_fill(&c->rng, c->in_data[c->nin], n, lo, hi);
+    c->in[c->nin++] = id;
+    return id;
+}
+
+static void case_begin(op_case *c, qat_ctx *ctx, uint64_t seed)
+{
+    memset(c, 0, sizeof *c);
+    c->ctx = ctx;
+    c->g = qat_graph_create(ctx);
+    c->rng.s = seed * 0x9E3779B97F4A7C15ull + 1;
+}
+
+/* Adds loss = sum(out * r), differentiates, compiles, uploads, runs. */
+static void case_run(op_case *c, int out, bool backward)
+{
+    c->out = out;
+    const qat_tensor *t = qat_tensor_get(c->g, out);
+    size_t n = (size_t)t->numel;
+    c->r = malloc(n * sizeof(float));
+    test_fill(&c->rng, c->r, n, -1.0f, 1.0f);
+    qat_graph_mark_output(c->g, out);
+    if (backward) {
+        int64_t shape[QAT_MAX_DIMS];
+        memcpy(shape, t->shape, sizeof shape);
+        int r = qat_const(c->g, "r", t->ndim, shape, c->r);
+        c->loss = qat_sum(c->g, qat_mul(c->g, out, r), -1);
+        qat_graph_backward(c->g, c->loss);
+    }
+    cr_assert_eq(qat_graph_compile(c->g), QAT_OK, "%s", qat_error_message());
+    for (int i = 0; i < c->nin; i++) cr_assert_eq(qat_tensor_write(c->g, c->in[i], c->in_data[i]), QAT_OK);
+    qat_seq *seq;
+    cr_assert_eq(qat_seq_create(c->g, 0, qat_graph_node_count(c->g), &seq), QAT_OK);
+    cr_assert_eq(qat_seq_run(seq), QAT_OK, "%s", qat_error_message());
+    qat_seq_free(seq);
+}
+
+static float *case_read(op_case *c, int t)
+{
+    float *d = malloc((size_t)qat_tensor_get(c->g, t)->numel * sizeof(float));
+    cr_assert_eq(qat_tensor_read(c->g, t, d), QAT_OK);
+    return d;
+}
+
+/* The device's gradient of input i. */
+static float *case_grad(op_case *c, int i)
+{
+    int grad = qat_tensor_get(c->g, c->in[i])->grad;
+    cr_assert(grad >= 0, "no gradient for input %d", i);
+    return case_read(c, grad);
+}
+
+static void expect_close(const char *what, const float *got, const float *want, size_t n, double tol)
+{
+    double err = test_rel_max_err(got, want, n, 1e-6);
+    cr_expect(err <= tol, "%s: error %.3g relative to its scale exceeds %.3g", what, err, tol);
+}
+
+static void case_end(op_case *c)
+{
+    for (int i = 0; i < c->nin; i++) free(c->in_data[i]);
+    free(c->r);
+    qat_graph_free(c->g);
+}
+
+static int64_t rand_dim(op_case *c, int64_t lo, int64_t hi)
+{
+    return lo + (int64_t)(test_rng_next(&c->rng) % (uint64_t)(hi - lo + 1));
+}
+
+/* ---- table ------------------------------------------------------------------ */
+
+Test(ops_table, every_op_has_a_row_with_a_name)
+{
+    for (int op = 0; op < QAT_OP_COUNT; op++) {
+        cr_assert_not_null(qat_op_defs[op], "op %d has no row in ops/ops.c", op);
+        cr_assert_not_null(qat_op_defs[op]->name, "op %d has no name", op);
+    }
+}
+
+/* ---- matmul ----------------------------------------------------------------- */
+
+static void check_matmul(qat_ctx *ctx, uint64_t seed, int64_t batch, int64_t m, int64_t n, int64_t k, bool ta,
+                         bool tb, qat_epilogue epilogue)
+{
+    op_case c;
+    case_begin(&c, ctx, seed);
+    int64_t sa[3] = { batch, ta ? k : m, ta ? m : k }, sb[3] = { batch, tb ? n : k, tb ? k : n };
+    bool batched = batch > 1;
+    int a = case_param(&c, "a", batched ? 3 : 2, batched ? sa : sa + 1, -1, 1);
+    int b = case_param(&c, "b", batched ? 3 : 2, batched ? sb : sb + 1, -1, 1);
+    int bias = -1;
+    if (epilogue != QAT_EPILOGUE_NONE) bias = case_param(&c, "bias", 1, &n, -1, 1);
+    case_run(&c, qat_matmul_ex(c.g, a, b, ta, tb, bias, epilogue), true);
+
+    qat_matmul_dims d = { (size_t)batch, (size_t)m, (size_t)n, (size_t)k, ta, tb,
+                          batched ? (size_t)(m * k) : 0, batched ? (size_t)(k * n) : 0 };
+    size_t nc = (size_t)(batch * m * n);
+    float *want = malloc(nc * sizeof(float)), *dz = malloc(nc * sizeof(float));
+    qat_matmul_forward_ref(want, c.in_data[0], c.in_data[1], &d);
+    memcpy(dz, c.r, nc * sizeof(float));
+    if (epilogue != QAT_EPILOGUE_NONE) {
+        for (size_t i = 0; i < nc; i++) want[i] += c.in_data[2][i % (size_t)n];
+        if (epilogue == QAT_EPILOGUE_BIAS_RELU) {
+            qat_relu_backward_ref(dz, c.r, want, nc);
+            qat_relu_forward_ref(want, want, nc);
+        }
+    }
+    char what[160];
+    snprintf(what, sizeof what, "matmul b%lld %lldx%lldx%lld%s%s epilogue %d", (long long)batch, (long long)m,
+             (long long)n, (long long)k, ta ? " trans_a" : "", tb ? " trans_b" : "", epilogue);
+    float *got = case_read(&c, c.out);
+    /* One sum of k products: a few ulp times sqrt-ish growth; 2e-6 * sqrt(k) + 1e-6. */
+    double tol = 2e-6 * sqrt((double)k) + 1e-6;
+    expect_close(what, got, want, nc, tol);
+    float *da = malloc((size_t)(batch * m * k) * sizeof(float)), *db = malloc((size_t)(batch * n * k) * sizeof(float));
+    qat_matmul_backward_ref(da, db, dz, c.in_data[0], c.in_data[1], &d, false);
+    float *ga = case_grad(&c, 0), *gb = case_grad(&c, 1);
+    strcat(what, " dA");
+    expect_close(what, ga, da, (size_t)(batch * m * k), 2e-6 * sqrt((double)n) + 1e-6);
+    what[strlen(what) - 1] = 'B';
+    expect_close(what, gb, db, (size_t)(batch * n * k), 2e-6 * sqrt((double)(m * batch)) + 1e-6);
+    if (bias >= 0) {
+        float *gbias = case_grad(&c, 2), *dbias = calloc((size_t)n, sizeof(float));
+        qat_reduce_sum_keepmid_forward_ref(dbias, dz, (size_t)(batch * m), (size_t)n, 1);
+        strcat(what, " dbias");
+        expect_close(what, gbias, dbias, (size_t)n, 2e-6 * sqrt((double)(m * batch)) + 1e-6);
+        free(gbias), free(dbias);
+    }
+    free(want), free(dz), free(got), free(da), free(db), free(ga), free(gb);
+    case_end(&c);
+}
+
+Test(ops_vk, matmul_all_transposes_and_epilogues_match_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    uint64_t seed = 1;
+    /* Awkward sizes (1, primes, below and above tile sizes) and the mlp's own. */
+    const int64_t shapes[][3] = { { 1, 1, 1 }, { 3, 5, 7 }, { 17, 10, 33 }, { 64, 64, 64 }, { 33, 129, 65 },
+                                  { 128, 10, 256 }, { 128, 256, 784 } };
+    for (size_t s = 0; s < QAT_ARRAY_LEN(shapes); s++)
+        for (int t = 0; t < 4; t++)
+            check_matmul(ctx, seed++, 1, shapes[s][0], shapes[s][1], shapes[s][2], t & 1, t & 2, QAT_EPILOGUE_NONE);
+    check_matmul(ctx, seed++, 1, 37, 19, 23, false, true, QAT_EPILOGUE_BIAS);
+    check_matmul(ctx, seed++, 1, 128, 256, 100, false, true, QAT_EPILOGUE_BIAS_RELU);
+    check_matmul(ctx, seed++, 1, 9, 10, 31, false, true, QAT_EPILOGUE_BIAS_RELU);
+    test_gpu_done(ctx);
+}
+
+Test(ops_vk, batched_matmul_matches_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    uint64_t seed = 100;
+    for (int t = 0; t < 4; t++) check_matmul(ctx, seed++, 3, 9, 13, 11, t & 1, t & 2, QAT_EPILOGUE_NONE);
+    check_matmul(ctx, seed++, 5, 16, 8, 32, false, false, QAT_EPILOGUE_NONE);
+    test_gpu_done(ctx);
+}
+
+/* A 3-d activation times a 2-d weight: the batch folds into the rows. */
+Test(ops_vk, linear_on_3d_input_matches_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    op_case c;
+    case_begin(&c, ctx, 7);
+    int64_t xs[3] = { 4, 6, 12 }, ws[2] = { 5, 12 }, bs = 5;
+    int x = case_param(&c, "x", 3, xs, -1, 1);
+    int w = case_param(&c, "w", 2, ws, -1, 1);
+    int b = case_param(&c, "b", 1, &bs, -1, 1);
+    case_run(&c, qat_linear(c.g, x, w, b), true);
+    qat_matmul_dims d = { 1, 24, 5, 12, false, true, 0, 0 };
+    float want[120], dx[288], dw[60], dbias[5];
+    qat_matmul_forward_ref(want, c.in_data[0], c.in_data[1], &d);
+    for (int i = 0; i < 120; i++) want[i] += c.in_data[2][i % 5];
+    float *got = case_read(&c, c.out);
+    expect_close("linear 3-d forward", got, want, 120, 1e-5);
+    qat_matmul_backward_ref(dx, dw, c.r, c.in_data[0], c.in_data[1], &d, false);
+    qat_reduce_sum_keepmid_forward_ref(dbias, c.r, 24, 5, 1);
+    float *gx = case_grad(&c, 0), *gw = case_grad(&c, 1), *gb = case_grad(&c, 2);
+    expect_close("linear 3-d dx", gx, dx, 288, 1e-5);
+    expect_close("linear 3-d dw", gw, dw, 60, 1e-5);
+    expect_close("linear 3-d dbias", gb, dbias, 5, 1e-5);
+    free(got), free(gx), free(gw), free(gb);
+    case_end(&c);
+    test_gpu_done(ctx);
+}
+
+/* ---- elementwise ------------------------------------------------------------ */
+
+typedef enum { EW_ADD, EW_MUL, EW_RELU, EW_GELU } ew_kind;
+
+static void check_eltwise(qat_ctx *ctx, uint64_t seed, ew_kind kind, int64_t n)
+{
+    op_case c;
+    case_begin(&c, ctx, seed);
+    int a = case_param(&c, "a", 1, &n, -3, 3);
+    int b = kind <= EW_MUL ? case_param(&c, "b", 1, &n, -3, 3) : -1;
+    int y = kind == EW_ADD ? qat_add(c.g, a, b) : kind == EW_MUL ? qat_mul(c.g, a, b)
+          : kind == EW_RELU ? qat_relu(c.g, a) : qat_gelu(c.g, a);
+    case_run(&c, y, true);
+    size_t sn = (size_t)n;
+    float *want = malloc(sn * 4), *da = malloc(sn * 4), *db = malloc(sn * 4);
+    const float *x0 = c.in_data[0], *x1 = c.in_data[1];
+    switch (kind) {
+    case EW_ADD:
+        for (size_t i = 0; i < sn; i++) want[i] = x0[i] + x1[i], da[i] = db[i] = c.r[i];
+        break;
+    case EW_MUL:
+        qat_mul_forward_ref(want, x0, x1, sn);
+        qat_mul_backward_ref(da, db, c.r, x0, x1, sn);
+        break;
+    case EW_RELU:
+        qat_relu_forward_ref(want, x0, sn);
+        qat_relu_backward_ref(da, c.r, x0, sn);
+        break;
+    case EW_GELU:
+        qat_gelu_forward_ref(want, x0, sn);
+        qat_gelu_backward_ref(da, c.r, x0, sn);
+        break;
+    }
+    static const char *names[] = { "add", "mul", "relu", "gelu" };
+    char what[64];
+    float *got = case_read(&c, c.out);
+    /* Exact ops except gelu, whose shader erf approximation is within 1.5e-7
+     * absolute of erff (see ops/gelu.c); 2e-6 relative covers it and exp(). */
+    double tol = kind == EW_GELU ? 2e-6 : 1e-7;
+    snprintf(what, sizeof what, "%s n=%lld forward", names[kind], (long long)n);
+    expect_close(what, got, want, sn, tol);
+    float *ga = case_grad(&c, 0);
+    snprintf(what, sizeof what, "%s n=%lld d/da", names[kind], (long long)n);
+    expect_close(what, ga, da, sn, tol);
+    if (b >= 0) {
+        float *gb = case_grad(&c, 1);
+        snprintf(what, sizeof what, "%s n=%lld d/db", names[kind], (long long)n);
+        expect_close(what, gb, db, sn, tol);
+        free(gb);
+    }
+    free(want), free(da), free(db), free(got), free(ga);
+    case_end(&c);
+}
+
+Test(ops_vk, elementwise_ops_match_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    const int64_t sizes[] = { 1, 7, 256, 1000, 65537 };
+    uint64_t seed = 200;
+    for (int k = EW_ADD; k <= EW_GELU; k++)
+        for (size_t s = 0; s < QAT_ARRAY_LEN(sizes); s++) check_eltwise(ctx, seed++, (ew_kind)k, sizes[s]);
+    test_gpu_done(ctx);
+}
+
+/* A tensor used twice: its gradient is the sum of both contributions. */
+Test(ops_vk, gradients_accumulate_over_several_uses)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    op_case c;
+    case_begin(&c, ctx, 300);
+    int64_t n = 1000;
+    int a = case_param(&c, "a", 1, &n, -2, 2);
+    int b = case_param(&c, "b", 1, &n, -2, 2);
+    /* y = a*b + relu(a): da = r*b + r*(a>0), db = r*a */
+    case_run(&c, qat_add(c.g, qat_mul(c.g, a, b), qat_relu(c.g, a)), true);
+    float da[1000], db[1000];
+    for (int i = 0; i < 1000; i++) {
+        da[i] = c.r[i] * c.in_data[1][i] + (c.in_data[0][i] > 0 ? c.r[i] : 0.0f);
+        db[i] = c.r[i] * c.in_data[0][i];
+    }
+    float *ga = case_grad(&c, 0), *gb = case_grad(&c, 1);
+    expect_close("accumulated da", ga, da, 1000, 1e-7);
+    expect_close("db", gb, db, 1000, 1e-7);
+    free(ga), free(gb);
+    case_end(&c);
+    test_gpu_done(ctx);
+}
+
+Test(ops_vk, bias_add_matches_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    const int64_t shapes[][4] = { { 5, 7, 1, 1 }, { 3, 4, 5, 6 }, { 128, 16, 28, 28 } };
+    for (size_t s = 0; s < QAT_ARRAY_LEN(shapes); s++) {
+        op_case c;
+        case_begin(&c, ctx, 400 + s);
+        bool conv = shapes[s][2] > 1;
+        int64_t ch = shapes[s][1];
+        int x = case_param(&c, "x", conv ? 4 : 2, shapes[s], -2, 2);
+        int b = case_param(&c, "b", 1, &ch, -2, 2);
+        case_run(&c, qat_bias_add(c.g, x, b, 1), true);
+        size_t outer = (size_t)shapes[s][0], inner = conv ? (size_t)(shapes[s][2] * shapes[s][3]) : 1;
+        size_t n = outer * (size_t)ch * inner;
+        float *want = malloc(n * 4), *dbias = malloc((size_t)ch * 4);
+        qat_bias_add_forward_ref(want, c.in_data[0], c.in_data[1], outer, (size_t)ch, inner);
+        qat_bias_add_backward_ref(NULL, dbias, c.r, outer, (size_t)ch, inner);
+        float *got = case_read(&c, c.out), *gx = case_grad(&c, 0), *gb = case_grad(&c, 1);
+        expect_close("bias_add forward", got, want, n, 1e-7);
+        expect_close("bias_add dx", gx, c.r, n, 1e-7);
+        /* dbias sums outer*inner terms (up to 100k): tolerance grows with sqrt. */
+        expect_close("bias_add dbias", gb, dbias, (size_t)ch, 2e-6 * sqrt((double)(outer * inner)));
+        free(want), free(dbias), free(got), free(gx), free(gb);
+        case_end(&c);
+    }
+    test_gpu_done(ctx);
+}
+
+Test(ops_vk, sum_and_mean_match_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    uint64_t seed = 500;
+    for (int mean = 0; mean < 2; mean++)
+        for (int axis = -1; axis < 3; axis++) {
+            op_case c;
+            case_begin(&c, ctx, seed++);
+            int64_t shape[3] = { rand_dim(&c, 1, 9), rand_dim(&c, 1, 300), rand_dim(&c, 1, 7) };
+            int x = case_param(&c, "x", 3, shape, -1, 1);
+            case_run(&c, mean ? qat_mean(c.g, x, axis) : qat_sum(c.g, x, axis), true);
+            size_t outer = 1, n, inner = 1;
+            if (axis < 0) n = (size_t)(shape[0] * shape[1] * shape[2]);
+            else {
+                for (int i = 0; i < axis; i++) outer *= (size_t)shape[i];
+                n = (size_t)shape[axis];
+                for (int i = axis + 1; i < 3; i++) inner *= (size_t)shape[i];
+            }
+            float *want = malloc(outer * inner * 4), *dx = malloc(outer * n * inner * 4);
+            if (mean) {
+                qat_reduce_mean_forward_ref(want, c.in_data[0], outer, n, inner);
+                qat_reduce_mean_backward_ref(dx, c.r, outer, n, inner);
+            } else {
+                qat_reduce_sum_forward_ref(want, c.in_data[0], outer, n, inner);
+                qat_reduce_sum_backward_ref(dx, c.r, outer, n, inner);
+            }
+            char what[64];
+            snprintf(what, sizeof what, "%s axis %d forward", mean ? "mean" : "sum", axis);
+            float *got = case_read(&c, c.out), *gx = case_grad(&c, 0);
+            expect_close(what, got, want, outer * inner, 2e-6 * sqrt((double)n) + 1e-6);
+            snprintf(what, sizeof what, "%s axis %d backward", mean ? "mean" : "sum", axis);
+            expect_close(what, gx, dx, outer * n * inner, 1e-6);
+            free(want), free(dx), free(got), free(gx);
+            case_end(&c);
+        }
+    test_gpu_done(ctx);
+}
+
+Test(ops_vk, softmax_cross_entropy_matches_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    const int64_t shapes[][2] = { { 1, 2 }, { 7, 10 }, { 128, 10 }, { 300, 33 } };
+    for (size_t s = 0; s < QAT_ARRAY_LEN(shapes); s++) {
+        op_case c;
+        case_begin(&c, ctx, 600 + s);
+        int64_t batch = shapes[s][0], classes = shapes[s][1];
+        int logits = case_param(&c, "logits", 2, shapes[s], -8, 8);
+        int labels = qat_input(c.g, "labels", QAT_I32, 1, &batch);
+        int32_t *lab = malloc((size_t)batch * sizeof *lab);
+        for (int64_t i = 0; i < batch; i++) lab[i] = (int32_t)(test_rng_next(&c.rng) % (uint64_t)classes);
+        int loss = qat_softmax_ce(c.g, logits, labels);
+        /* The loss is already a scalar; scale it by r so dloss is not 1. */
+        int64_t one = 1;
+        c.r = malloc(sizeof(float));
+        c.r[0] = 0.75f;
+        int r = qat_const(c.g, "r", 1, &one, c.r);
+        int total = qat_sum(c.g, qat_mul(c.g, loss, r), -1);
+        qat_graph_mark_output(c.g, loss);
+        qat_graph_backward(c.g, total);
+        cr_assert_eq(qat_graph_compile(c.g), QAT_OK);
+        cr_assert_eq(qat_tensor_write(c.g, logits, c.in_data[0]), QAT_OK);
+        memcpy(qat_graph_input_slot(c.g, labels), lab, (size_t)batch * sizeof *lab);
+        qat_seq *seq;
+        cr_assert_eq(qat_seq_create(c.g, 0, qat_graph_node_count(c.g), &seq), QAT_OK);
+        cr_assert_eq(qat_seq_run(seq), QAT_OK);
+        float want = qat_softmax_ce_forward_ref(NULL, c.in_data[0], lab, (size_t)batch, (size_t)classes);
+        float got = *(const float *)qat_graph_output_slot(c.g, loss);
+        cr_expect(fabsf(got - want) <= 2e-6f * fabsf(want) + 1e-7f, "softmax_ce %lldx%lld: loss %.8g, reference %.8g",
+                  (long long)batch, (long long)classes, got, want);
+        size_t n = (size_t)(batch * classes);
+        float *dl = malloc(n * 4);
+        qat_softmax_ce_backward_ref(dl, c.in_data[0], lab, (size_t)batch, (size_t)classes, 0.75f);
+        float *gl = case_grad(&c, 0);
+        expect_close("softmax_ce dlogits", gl, dl, n, 2e-6);
+        free(dl), free(gl), free(lab);
+        qat_seq_free(seq);
+        case_end(&c);
+    }
+    test_gpu_done(ctx);
+}
+
+/* Huge logits must not overflow: the row max is subtracted first. */
+Test(ops_vk, softmax_cross_entropy_stays_finite_for_huge_logits)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    qat_graph *g = qat_graph_create(ctx);
+    int64_t ls[2] = { 2, 3 }, b = 2;
+    int logits = qat_param(g, "logits", 2, ls, false);
+    int labels = qat_input(g, "labels", QAT_I32, 1, &b);
+    int loss = qat_softmax_ce(g, logits, labels);
+    qat_graph_mark_output(g, loss);
+    cr_assert_eq(qat_graph_compile(g), QAT_OK);
+    float data[6] = { 1000, -1000, 999, -1000, 1000, 0 };
+    int32_t lab[2] = { 2, 0 };
+    cr_assert_eq(qat_tensor_write(g, logits, data), QAT_OK);
+    memcpy(qat_graph_input_slot(g, labels), lab, sizeof lab);
+    qat_seq *seq;
+    cr_assert_eq(qat_seq_create(g, 0, qat_graph_node_count(g), &seq), QAT_OK);
+    cr_assert_eq(qat_seq_run(seq), QAT_OK);
+    float got = *(const float *)qat_graph_output_slot(g, loss);
+    float want = qat_softmax_ce_forward_ref(NULL, data, lab, 2, 3);
+    cr_expect(isfinite(got) && fabsf(got - want) <= 1e-5f * fabsf(want), "loss %g, reference %g", got, want);
+    qat_seq_free(seq);
+    qat_graph_free(g);
+    test_gpu_done(ctx);
+}
+
+/* ---- conv2d, maxpool2d, reshape -------------------------------------------- */
+
+static void check_conv(qat_ctx *ctx, uint64_t seed, qat_conv2d_dims d)
+{
+    op_case c;
+    case_begin(&c, ctx, seed);
+    int64_t xs[4] = { (int64_t)d.n, (int64_t)d.c, (int64_t)d.h, (int64_t)d.w };
+    int64_t ws[4] = { (int64_t)d.o, (int64_t)d.c, (int64_t)d.kh, (int64_t)d.kw };
+    int x = case_param(&c, "x", 4, xs, -1, 1);
+    int w = case_param(&c, "w", 4, ws, -1, 1);
+    case_run(&c, qat_conv2d(c.g, x, w, (int)d.stride, (int)d.pad), true);
+    size_t oh = qat_conv2d_out_h(&d), ow = qat_conv2d_out_w(&d);
+    size_t ny = d.n * d.o * oh * ow, nx = d.n * d.c * d.h * d.w, nw = d.o * d.c * d.kh * d.kw;
+    float *want = malloc(ny * 4), *dx = malloc(nx * 4), *dw = malloc(nw * 4);
+    qat_conv2d_forward_ref(want, c.in_data[0], c.in_data[1], &d);
+    qat_conv2d_backward_ref(dx, dw, c.r, c.in_data[0], c.in_data[1], &d);
+    char what[128];
+    snprintf(what, sizeof what, "conv2d n%zu c%zu %zux%zu o%zu k%zux%zu s%zu p%zu", d.n, d.c, d.h, d.w, d.o, d.kh, d.kw,
+             d.stride, d.pad);
+    float *got = case_read(&c, c.out), *gx = case_grad(&c, 0), *gw = case_grad(&c, 1);
+    expect_close(what, got, want, ny, 2e-6 * sqrt((double)(d.c * d.kh * d.kw)) + 1e-6);
+    strcat(what, " dx");
+    expect_close(what, gx, dx, nx, 2e-6 * sqrt((double)(d.o * d.kh * d.kw)) + 1e-6);
+    what[strlen(what) - 1] = 'w';
+    expect_close(what, gw, dw, nw, 2e-6 * sqrt((double)(d.n * oh * ow)) + 1e-6);
+    free(want), free(dx), free(dw), free(got), free(gx), free(gw);
+    case_end(&c);
+}
+
+Test(ops_vk, conv2d_matches_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    const qat_conv2d_dims cases[] = {
+        { .n = 1, .c = 1, .h = 4, .w = 4, .o = 1, .kh = 3, .kw = 3, .stride = 1, .pad = 1 },
+        { .n = 2, .c = 3, .h = 7, .w = 5, .o = 4, .kh = 3, .kw = 3, .stride = 2, .pad = 1 },
+        { .n = 3, .c = 2, .h = 9, .w = 9, .o = 5, .kh = 5, .kw = 3, .stride = 1, .pad = 0 },
+        { .n = 2, .c = 4, .h = 8, .w = 6, .o = 3, .kh = 2, .kw = 2, .stride = 2, .pad = 2 },
+        { .n = 4, .c = 16, .h = 14, .w = 14, .o = 32, .kh = 3, .kw = 3, .stride = 1, .pad = 1 },
+    };
+    for (size_t i = 0; i < QAT_ARRAY_LEN(cases); i++) check_conv(ctx, 700 + i, cases[i]);
+    test_gpu_done(ctx);
+}
+
+Test(ops_vk, maxpool2d_matches_reference_including_ties_and_odd_sizes)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    const int64_t shapes[][4] = { { 1, 1, 2, 2 }, { 2, 3, 5, 7 }, { 4, 16, 28, 28 } };
+    for (size_t s = 0; s < QAT_ARRAY_LEN(shapes); s++)
+        for (int ties = 0; ties < 2; ties++) {
+            op_case c;
+            case_begin(&c, ctx, 800 + 2 * s + ties);
+            int x = case_param(&c, "x", 4, shapes[s], -1, 1);
+            size_t n = (size_t)qat_shape_numel(4, shapes[s]);
+            /* Ties: values from a small set, so windows often hold equal maxima. */
+            if (ties)
+                for (size_t i = 0; i < n; i++) c.in_data[0][i] = (float)(test_rng_next(&c.rng) % 3) - 1.0f + 0.5f;
+            case_run(&c, qat_maxpool2d(c.g, x), true);
+            size_t N = (size_t)shapes[s][0], C = (size_t)shapes[s][1], H = (size_t)shapes[s][2], W = (size_t)shapes[s][3];
+            size_t ny = N * C * (H / 2) * (W / 2);
+            float *want = malloc(ny * 4), *dx = malloc(n * 4);
+            qat_maxpool2d_forward_ref(want, c.in_data[0], N, C, H, W);
+            qat_maxpool2d_backward_ref(dx, c.r, c.in_data[0], N, C, H, W);
+            float *got = case_read(&c, c.out), *gx = case_grad(&c, 0);
+            expect_close(ties ? "maxpool2d forward (ties)" : "maxpool2d forward", got, want, ny, 0);
+            expect_close(ties ? "maxpool2d backward (ties)" : "maxpool2d backward", gx, dx, n, 0);
+            free(want), free(dx), free(got), free(gx);
+            case_end(&c);
+        }
+    test_gpu_done(ctx);
+}
+
+Test(ops_vk, reshape_is_a_view_and_passes_gradients_through)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    op_case c;
+    case_begin(&c, ctx, 900);
+    int64_t xs[4] = { 3, 2, 4, 5 };
+    int x = case_param(&c, "x", 4, xs, -1, 1);
+    case_run(&c, qat_relu(c.g, qat_flatten(c.g, x)), true);
+    float want[120], dx[120];
+    qat_relu_forward_ref(want, c.in_data[0], 120);
+    qat_relu_backward_ref(dx, c.r, c.in_data[0], 120);
+    float *got = case_read(&c, c.out), *gx = case_grad(&c, 0);
+    expect_close("flatten+relu forward", got, want, 120, 0);
+    expect_close("flatten+relu backward", gx, dx, 120, 0);
+    free(got), free(gx);
+    case_end(&c);
+    test_gpu_done(ctx);
+}
