@@ -46,10 +46,15 @@ bool cli_parse_float(const char *cmd, const char *flag, const char *value, doubl
     return true;
 }
 
-int cli_bad_option(const char *cmd, int optopt, const char *arg)
+int cli_bad_option(const char *cmd, int getopt_result, const char *arg)
 {
-    if (optopt) fprintf(stderr, "qat %s: option -%c needs an argument or is unknown (see 'qat %s --help')\n", cmd, optopt, cmd);
-    else fprintf(stderr, "qat %s: unrecognized or incomplete option '%s' (see 'qat %s --help')\n", cmd, arg ? arg : "?", cmd);
+    /* getopt_long returns ':' for a missing argument (with a leading ':' in
+     * the option string) and '?' for an unknown option; arg is the word that
+     * caused it, which names the option the way the user wrote it. */
+    if (getopt_result == ':')
+        fprintf(stderr, "qat %s: option '%s' needs an argument (see 'qat %s --help')\n", cmd, arg ? arg : "?", cmd);
+    else
+        fprintf(stderr, "qat %s: unrecognized option '%s' (see 'qat %s --help')\n", cmd, arg ? arg : "?", cmd);
     return 2;
 }
 

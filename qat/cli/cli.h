@@ -10,8 +10,9 @@
 bool cli_parse_int(const char *cmd, const char *flag, const char *value, long min, long max, long *out);
 bool cli_parse_u64(const char *cmd, const char *flag, const char *value, uint64_t *out);
 bool cli_parse_float(const char *cmd, const char *flag, const char *value, double min, double max, double *out);
-/* Reports an unknown option or a missing argument from getopt_long. */
-int cli_bad_option(const char *cmd, int optopt, const char *arg);
+/* Reports what getopt_long returned (':' missing argument, '?' unknown
+ * option) for the command-line word arg; returns the exit code 2. */
+int cli_bad_option(const char *cmd, int getopt_result, const char *arg);
 /* Prints the current qat error message as "qat CMD: message" and returns 1. */
 int cli_fail(const char *cmd);
 

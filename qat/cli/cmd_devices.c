@@ -22,7 +22,7 @@ int cmd_devices(int argc, char **argv)
                    "Lists the Vulkan devices; '*' marks the one qat uses (preference: discrete >\n"
                    "integrated > virtual > cpu, overridden by --device or QAT_DEVICE).\n");
             return 0;
-        default: return cli_bad_option("devices", c == ':' || c == '?' ? optopt : 0, argv[optind - 1]);
+        default: return cli_bad_option("devices", c, argv[optind - 1]);
         }
     }
     if (optind < argc) {

@@ -35,7 +35,7 @@ int cmd_eval(int argc, char **argv)
         case 'd': data_dir = optarg; break;
         case 'D': device = optarg; break;
         case 'h': eval_usage(stdout); return 0;
-        default: return cli_bad_option("eval", c == ':' || c == '?' ? optopt : 0, argv[optind - 1]);
+        default: return cli_bad_option("eval", c, argv[optind - 1]);
         }
     }
     if (optind < argc) {

@@ -77,7 +77,7 @@ int cmd_train(int argc, char **argv)
         case 'L': if (!cli_parse_int(cmd, "--train-limit", optarg, 1, 60000, &v)) return 2; o.train_limit = (uint32_t)v; break;
         case 'q': o.quiet = true; break;
         case 'h': train_usage(stdout); return 0;
-        default: return cli_bad_option(cmd, c == ':' || c == '?' ? optopt : 0, argv[optind - 1]);
+        default: return cli_bad_option(cmd, c, argv[optind - 1]);
         }
     }
     if (optind < argc) {

@@ -1,0 +1,241 @@
+/* The `qat` command end to end: every subcommand's --help, bad flags, bad
+ * files and devices get one clear line and a non-zero exit, and two training
+ * runs with the same seed give bit-identical results. Runs bin/qat (the one
+ * beside this test binary) as a child process. */
+#include <fcntl.h>
+#include <math.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "qat/fileio.h"
+#include "tests/test_util.h"
+
+typedef struct result {
+    int status;  /* exit code, or 128 + signal */
+    char out[16384], err[16384];
+} result;
+
+static const char *qat_binary(void)
+{
+    static char path[PATH_MAX + 8];
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert(n > 0);
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    snprintf(path, sizeof path, "%s/qat", exe);
+    cr_assert(access(path, X_OK) == 0, "%s not built", path);
+    return path;
+}
+
+static void slurp(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
+    buf[n] = '\0';
+    if (f) fclose(f);
+}
+
+/* Runs qat with the arguments (NULL-terminated), capturing both streams. */
+static void run_qat(result *r, const char *const *args)
+{
+    char dir[] = "/tmp/qat-cli-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char out_path[64], err_path[64];
+    snprintf(out_path, sizeof out_path, "%s/out", dir);
+    snprintf(err_path, sizeof err_path, "%s/err", dir);
+    const char *argv[32] = { qat_binary() };
+    int argc = 1;
+    for (; args[argc - 1]; argc++) argv[argc] = args[argc - 1];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fo, 1), dup2(fe, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    slurp(out_path, r->out, sizeof r->out);
+    slurp(err_path, r->err, sizeof r->err);
+    unlink(out_path), unlink(err_path), rmdir(dir);
+}
+
+/* A failure: the given exit code and exactly one line on stderr containing
+ * every needle. */
+static void expect_error(const char *const *args, int code, const char *needle1, const char *needle2)
+{
+    result r;
+    run_qat(&r, args);
+    cr_expect_eq(r.status, code, "qat %s: exit %d, expected %d; stderr: %s", args[0], r.status, code, r.err);
+    const char *nl = strchr(r.err, '\n');
+    cr_expect(nl && nl[1] == '\0', "qat %s: expected one line on stderr, got: %s", args[0], r.err);
+    cr_expect(strstr(r.err, needle1), "qat %s: stderr lacks \"%s\": %s", args[0], needle1, r.err);
+    if (needle2) cr_expect(strstr(r.err, needle2), "qat %s: stderr lacks \"%s\": %s", args[0], needle2, r.err);
+}
+
+Test(cli, every_subcommand_has_help)
+{
+    const char *cmds[] = { "train", "eval", "devices", "bench" };
+    for (size_t i = 0; i < QAT_ARRAY_LEN(cmds); i++) {
+        if (strcmp(cmds[i], "bench") == 0) {
+            char bench[PATH_MAX + 32];
+            snprintf(bench, sizeof bench, "%s-bench", qat_binary());
+            if (access(bench, X_OK) != 0) continue; /* built by `make`, not by every configuration */
+        }
+        const char *args[] = { cmds[i], "--help", NULL };
+        result r;
+        run_qat(&r, args);
+        cr_expect_eq(r.status, 0, "qat %s --help exited %d: %s", cmds[i], r.status, r.err);
+        cr_expect(strstr(r.out, "usage: qat"), "qat %s --help printed no usage: %s", cmds[i], r.out);
+    }
+    const char *top[] = { "--help", NULL };
+    result r;
+    run_qat(&r, top);
+    cr_expect_eq(r.status, 0);
+    cr_expect(strstr(r.out, "train"));
+}
+
+Test(cli, bad_commands_and_flags_name_the_problem)
+{
+    expect_error((const char *[]){ "frobnicate", NULL }, 2, "unknown command 'frobnicate'", NULL);
+    expect_error((const char *[]){ "train", "--model", "mlp", "--out", "/tmp/x", "--epochs", "abc", NULL }, 2,
+                 "--epochs", "'abc'");
+    expect_error((const char *[]){ "train", "--model", "mlp", "--out", "/tmp/x", "--epochs", "0", NULL }, 2,
+                 "--epochs", NULL);
+    expect_error((const char *[]){ "train", "--model", "transformer", "--out", "/tmp/x", NULL }, 2, "--model",
+                 "transformer");
+    expect_error((const char *[]){ "train", "--model", "mlp", "--out", "/tmp/x", "--lr", "-1", NULL }, 2, "--lr", NULL);
+    expect_error((const char *[]){ "train", "--model", "mlp", "--out", "/tmp/x", "--optimizer", "lion", NULL }, 2,
+                 "--optimizer", "lion");
+    expect_error((const char *[]){ "train", "--model", "mlp", "--out", "/tmp/x", "--frobnicate", NULL }, 2,
+                 "--frobnicate", NULL);
+    expect_error((const char *[]){ "train", "--model", "mlp", "--out", NULL }, 2, "--out", NULL);
+    expect_error((const char *[]){ "train", "--model", "mlp", NULL }, 2, "--out is required", NULL);
+    expect_error((const char *[]){ "eval", NULL }, 2, "--ckpt is required", NULL);
+    expect_error((const char *[]){ "devices", "--device", "99", NULL }, 1, "--device", "out of range");
+    expect_error((const char *[]){ "devices", "--device", "no-such-gpu", NULL }, 1, "no-such-gpu", NULL);
+}
+
+Test(cli, missing_dataset_names_the_directory_and_the_fix)
+{
+    expect_error((const char *[]){ "train", "--model", "mlp", "--out", "/tmp/qat-cli-nodata", "--data-dir",
+                                   "/nonexistent/fmnist", NULL },
+                 1, "/nonexistent/fmnist", "dataset-fashion-mnist");
+}
+
+Test(cli, bad_checkpoints_name_the_file_and_the_problem)
+{
+    char dir[] = "/tmp/qat-ckpt-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/missing.safetensors", dir);
+    expect_error((const char *[]){ "eval", "--ckpt", path, NULL }, 1, path, NULL);
+
+    /* Truncated: a header length pointing past the end. */
+    snprintf(path, sizeof path, "%s/truncated.safetensors", dir);
+    const unsigned char trunc[] = { 0x40, 0, 0, 0, 0, 0, 0, 0, '{', '}' };
+    cr_assert_eq(qat_file_write_atomic(path, trunc, sizeof trunc), QAT_OK);
+    expect_error((const char *[]){ "eval", "--ckpt", path, NULL }, 1, path, NULL);
+
+    /* A valid safetensors file that is not a qat checkpoint. */
+    snprintf(path, sizeof path, "%s/foreign.safetensors", dir);
+    const char header[] = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    unsigned char buf[128] = { 0 };
+    size_t hl = sizeof header - 1;
+    buf[0] = (unsigned char)hl;
+    memcpy(buf + 8, header, hl);
+    cr_assert_eq(qat_file_write_atomic(path, buf, 8 + hl + 4), QAT_OK);
+    expect_error((const char *[]){ "eval", "--ckpt", path, NULL }, 1, path, "model");
+
+    /* Right metadata, wrong tensors. */
+    snprintf(path, sizeof path, "%s/shapes.safetensors", dir);
+    const char header2[] = "{\"__metadata__\":{\"model\":\"mlp\",\"input_mean\":\"0\",\"input_std\":\"1\"},"
+                           "\"fc1.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    hl = sizeof header2 - 1;
+    memset(buf, 0, sizeof buf);
+    unsigned char big[256] = { 0 };
+    big[0] = (unsigned char)hl;
+    memcpy(big + 8, header2, hl);
+    cr_assert_eq(qat_file_write_atomic(path, big, 8 + hl + 4), QAT_OK);
+    expect_error((const char *[]){ "eval", "--ckpt", path, NULL }, 1, path, "fc1.weight");
+}
+
+static char *read_file(const char *path, size_t *size)
+{
+    void *data;
+    cr_assert_eq(qat_file_read_all(path, &data, size), QAT_OK, "%s", qat_error_message());
+    return data;
+}
+
+/* metrics.csv without its last column (seconds). */
+static void strip_seconds(char *csv)
+{
+    char *w = csv;
+    for (char *line = csv; *line;) {
+        char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char *comma = NULL;
+        for (size_t i = 0; i < len; i++)
+            if (line[i] == ',') comma = line + i;
+        size_t keep = comma ? (size_t)(comma - line) : len;
+        memmove(w, line, keep);
+        w += keep;
+        *w++ = '\n';
+        line += len + (end ? 1 : 0);
+    }
+    *w = '\0';
+}
+
+Test(cli, same_seed_gives_bit_identical_runs, .timeout = 600)
+{
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0 &&
+        !getenv("QAT_FASHION_MNIST_DIR"))
+        cr_skip_test("Fashion-MNIST not installed (Debian package dataset-fashion-mnist)");
+    char dir[] = "/tmp/qat-det-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char out[2][128];
+    for (int run = 0; run < 2; run++) {
+        snprintf(out[run], sizeof out[run], "%s/run%d", dir, run);
+        const char *args[] = { "train", "--model", "mlp", "--epochs", "2", "--seed", "7", "--train-limit", "1024",
+                               "--val", "500", "--out", out[run], "--quiet", NULL };
+        result r;
+        run_qat(&r, args);
+        cr_assert_eq(r.status, 0, "training run %d failed: %s", run, r.err);
+    }
+    char a[256], b[256];
+    size_t na, nb;
+    snprintf(a, sizeof a, "%s/metrics.csv", out[0]);
+    snprintf(b, sizeof b, "%s/metrics.csv", out[1]);
+    char *ma = read_file(a, &na), *mb = read_file(b, &nb);
+    strip_seconds(ma), strip_seconds(mb);
+    cr_expect_str_eq(ma, mb, "metrics differ between two runs with the same seed");
+    free(ma), free(mb);
+    snprintf(a, sizeof a, "%s/model.safetensors", out[0]);
+    snprintf(b, sizeof b, "%s/model.safetensors", out[1]);
+    ma = read_file(a, &na), mb = read_file(b, &nb);
+    cr_expect(na == nb && memcmp(ma, mb, na) == 0, "checkpoints differ between two runs with the same seed");
+    free(ma), free(mb);
+
+    /* The checkpoint evaluates to the accuracy the run reported. */
+    const char *eval[] = { "eval", "--ckpt", a, NULL };
+    result r;
+    run_qat(&r, eval);
+    cr_expect_eq(r.status, 0, "qat eval failed: %s", r.err);
+    snprintf(b, sizeof b, "%s/summary.json", out[0]);
+    char *summary = read_file(b, &nb);
+    double test_acc = strtod(strstr(summary, "\"test_acc\": ") + 12, NULL);
+    double eval_acc = strtod(strstr(r.out, "test_acc ") + 9, NULL);
+    cr_expect(test_acc > 0.5 && fabs(test_acc - eval_acc) < 1e-4, "summary test_acc %f, qat eval %f", test_acc,
+              eval_acc);
+    free(summary);
+}
