@@ -201,6 +201,11 @@ Test(cli, same_seed_gives_bit_identical_runs, .timeout = 600)
     if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0 &&
         !getenv("QAT_FASHION_MNIST_DIR"))
         cr_skip_test("Fashion-MNIST not installed (Debian package dataset-fashion-mnist)");
+    qat_device_info *devs;
+    int count, chosen;
+    qat_status st = qat_devices_list(NULL, &devs, &count, &chosen);
+    free(devs);
+    if (st != QAT_OK) cr_skip_test("no usable Vulkan device: %s", qat_error_message());
     char dir[] = "/tmp/qat-det-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     char out[2][128];
