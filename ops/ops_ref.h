@@ -9,8 +9,10 @@
  *   first; every array is dense unless a stride says otherwise.
  * - Every reduction accumulates in float (never double) in ascending index
  *   order into one accumulator that starts at +0.0f, so a shader doing the
- *   same loop in the same order reproduces the result bit for bit. The order
- *   is documented at each function.
+ *   same loop in the same order reproduces the result bit for bit, as long
+ *   as neither side fuses a * b + c into an fma (this C is built with
+ *   -std=c11, which turns GCC's contraction off; in GLSL that takes
+ *   `precise`). The order is documented at each function.
  * - Each output element is written by exactly one loop (a gather, never a
  *   scatter-add), which is how the shaders are written too.
  * - Backward functions overwrite their gradient outputs unless they take an
@@ -30,7 +32,9 @@
  * opB_b = B_b stored (k, n), or B_b^T with B_b stored (n, k) when trans_b.
  * A_b starts at a + b * stride_a (elements); stride 0 broadcasts one matrix to
  * every batch entry. A non-zero stride must be at least the matrix size (the
- * batch entries do not overlap). C is dense: C_b starts at c + b * m * n.
+ * batch entries do not overlap; elements in gaps between them are neither
+ * read nor written, gradients included). C is dense: C_b starts at
+ * c + b * m * n.
  * Linear layer y = x W^T: batch 1, A = x (batch_rows, in), B = W (out, in)
  * with trans_b, m = batch_rows, k = in, n = out. */
 typedef struct qat_matmul_dims {
@@ -107,9 +111,9 @@ void qat_gelu_forward_ref(float *y, const float *x, /* each (n) */
 void qat_gelu_backward_ref(float *dx, const float *dy, const float *x, /* each (n) */
                            size_t n);
 /* erf in float arithmetic from exp, mul, add and div only, for shaders (GLSL
- * has no erf) to copy line for line. Max absolute error 1.5e-7 against the
- * exact erf on all of R (measured, with a correctly rounded expf; see gelu.c
- * for the source and tests/test_ops_ref.c for the measurement). */
+ * has no erf) to copy line for line. Max absolute error 1.41e-7 against the
+ * exact erf on all of R (measured with glibc's expf; the test asserts
+ * <= 2e-7). Source and error analysis in gelu.c. */
 float qat_erf_approx(float x);
 
 /* ---- softmax_ce (ops/softmax_ce.c) -----------------------------------------
@@ -218,7 +222,11 @@ void qat_maxpool2d_backward_ref(float *dx,       /* (N, C, H, W) */
  * In-place updates of flat arrays with PyTorch's semantics and operation
  * order. Hyperparameters are double, like PyTorch's Python floats: scalar
  * expressions of them are evaluated in double and rounded to float once, then
- * all per-element arithmetic is float. */
+ * all per-element arithmetic is float. PyTorch's vectorised CPU kernels fuse
+ * `add_(t, alpha=a)` and `addcmul_` into fmas; these references round each
+ * product instead (with fmaf in those places they reproduce torch 1.13's
+ * results bit for bit, checked), so they differ from PyTorch by about one
+ * rounding of the product term per such operation. */
 
 /* torch.optim.SGD with dampening 0, no nesterov:
  *   g = grad + wd * p;  buf = momentum * buf + g;  p = p - lr * buf.
