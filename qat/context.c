@@ -367,6 +367,8 @@ qat_status qat_ctx_init(const char *selector, qat_ctx **out)
 void qat_ctx_free(qat_ctx *ctx)
 {
     if (!ctx) return;
+    if (ctx->validation_messages)
+        fprintf(stderr, "qat: the Vulkan validation layers reported %u message(s)\n", ctx->validation_messages);
     if (ctx->device) {
         vkDeviceWaitIdle(ctx->device);
         qat_kernels_release(ctx);

@@ -216,6 +216,7 @@ Test(cli, same_seed_gives_bit_identical_runs, .timeout = 600)
         result r;
         run_qat(&r, args);
         cr_assert_eq(r.status, 0, "training run %d failed: %s", run, r.err);
+        cr_expect(!strstr(r.err, "validation"), "training run %d: Vulkan validation messages: %s", run, r.err);
     }
     char a[256], b[256];
     size_t na, nb;
