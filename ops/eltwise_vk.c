@@ -48,7 +48,8 @@ int qat_bias_add(qat_graph *g, int x, int bias, int axis)
     return out;
 }
 
-/* y (outer, n, inner) = x (outer, inner) * scale; `like` gives y's shape. */
+/* y (outer, n, inner) = x (outer, inner) * scale; `like` gives y's shape.
+ * A node's farg[1], when not 0, is a divisor used instead of the scale. */
 int qat_broadcast(qat_graph *g, int x, int like, int64_t outer, int64_t n, int64_t inner, float scale)
 {
     int out = qat_act_like(g, like, NULL);
@@ -60,6 +61,9 @@ int qat_broadcast(qat_graph *g, int x, int like, int64_t outer, int64_t n, int64
     return out;
 }
 
+/* Grid-stride over vec4s. On llvmpipe a few hundred large workgroups (each
+ * group has a fixed cost, and each runs on one thread) read through the
+ * texel views; on GPUs one invocation per vec4 from storage buffers. */
 static void encode_eltwise(const qat_graph *g, const qat_node *n, qat_dispatch *d)
 {
     static const uint32_t modes[QAT_OP_COUNT] = {
@@ -67,15 +71,34 @@ static void encode_eltwise(const qat_graph *g, const qat_node *n, qat_dispatch *
         [QAT_OP_RELU_BACK] = MODE_RELU_BACK, [QAT_OP_GELU] = MODE_GELU, [QAT_OP_GELU_BACK] = MODE_GELU_BACK,
         [QAT_OP_BIAS_ADD] = MODE_BIAS_ADD, [QAT_OP_BROADCAST] = MODE_BROADCAST,
     };
+    bool cpu = qat_ctx_is_cpu(qat_graph_ctx(g));
     uint64_t count = (uint64_t)qat_tensor_cget(g, n->out)->numel;
-    qat_dispatch_1d(g, d, QAT_KERNEL_ELTWISE, modes[n->op], count, 256);
+    uint32_t local = cpu ? 256 : 64;
+    qat_dispatch_1d(g, d, QAT_KERNEL_ELTWISE, modes[n->op], (count + 3) / 4, local);
+    if (cpu && d->groups[0] > 256) d->groups[0] = 256;
     qat_bind(d, n, 2);
+    bool channels = n->op == QAT_OP_BIAS_ADD || n->op == QAT_OP_BROADCAST;
+    d->spec.values[1] = cpu;                                  /* TEXEL */
+    d->spec.values[2] = count >= (1u << 22);                  /* EXACT_DIV */
+    d->spec.values[3] = channels && n->iarg[2] % 4 == 0;      /* VEC_INNER */
+    d->texel[0] = cpu;
+    d->texel[1] = cpu && n->nin > 1;
     d->push[0] = (uint32_t)count;
-    if (n->op == QAT_OP_BIAS_ADD || n->op == QAT_OP_BROADCAST) {
+    if (channels) {
         d->push[1] = (uint32_t)n->iarg[1];
         d->push[2] = (uint32_t)n->iarg[2];
     }
+    if (n->op == QAT_OP_BIAS_ADD && n->iarg[2] % 4 == 0) {
+        /* A row of workgroups per channel (see the shader). */
+        uint64_t per_channel = count / 4 / (uint64_t)n->iarg[1];
+        uint32_t gx = qat_groups_for(g, per_channel, local);
+        uint32_t cap = cpu ? (256 + (uint32_t)n->iarg[1] - 1) / (uint32_t)n->iarg[1] : gx;
+        d->groups[0] = gx < cap ? gx : cap;
+        d->groups[1] = (uint32_t)n->iarg[1];
+        QAT_ASSERT(d->groups[1] <= 65535);
+    }
     d->push[3] = qat_float_bits(n->op == QAT_OP_BROADCAST ? n->farg[0] : 1.0f);
+    d->push[4] = qat_float_bits(n->op == QAT_OP_BROADCAST ? n->farg[1] : 0.0f);
 }
 
 static void backward_add(qat_graph *g, int node, int dy, int *dx)

@@ -21,17 +21,31 @@ static void backward_maxpool2d(qat_graph *g, int node, int dy, int *dx)
 
 static void encode_maxpool2d(const qat_graph *g, const qat_node *n, qat_dispatch *d)
 {
+    bool cpu = qat_ctx_is_cpu(qat_graph_ctx(g));
     const qat_tensor *x = qat_in(g, n, 0);
     bool forward = n->op == QAT_OP_MAXPOOL2D;
-    uint64_t total = (uint64_t)qat_tensor_cget(g, n->out)->numel;
-    qat_dispatch_1d(g, d, QAT_KERNEL_MAXPOOL2D, forward ? 0 : 1, total, 256);
+    uint32_t planes = (uint32_t)(x->shape[0] * x->shape[1]), h = (uint32_t)x->shape[2], w = (uint32_t)x->shape[3];
+    uint64_t windows = (uint64_t)planes * (h / 2) * (w / 2);
+    /* Forward: vec4s of outputs; backward: windows (then the dropped edges);
+     * on llvmpipe with W % 4 == 0, pairs of windows. */
+    uint32_t local = cpu ? 256 : 64;
+    bool pairs = cpu && w % 4 == 0;
+    uint64_t items = pairs ? windows / 2 : forward ? (windows + 3) / 4 : windows;
+    qat_dispatch_1d(g, d, QAT_KERNEL_MAXPOOL2D, forward ? 0 : 1, items, local);
+    if (cpu && d->groups[0] > 256) d->groups[0] = 256;
     qat_bind(d, n, 2);
-    d->push[0] = (uint32_t)(x->shape[0] * x->shape[1]);
-    d->push[1] = (uint32_t)x->shape[2];
-    d->push[2] = (uint32_t)x->shape[3];
-    d->push[3] = (uint32_t)(x->shape[2] / 2);
-    d->push[4] = (uint32_t)(x->shape[3] / 2);
-    d->push[5] = (uint32_t)total;
+    d->spec.values[1] = cpu;                        /* TEXEL */
+    d->spec.values[2] = w % 2 == 0;                 /* EVEN_W */
+    d->spec.values[3] = windows + 4 >= (1u << 22);  /* EXACT_DIV */
+    d->spec.values[4] = pairs;                      /* PAIRS */
+    d->texel[0] = cpu;
+    d->texel[1] = cpu && !forward;
+    d->push[0] = planes;
+    d->push[1] = h;
+    d->push[2] = w;
+    d->push[3] = h / 2;
+    d->push[4] = w / 2;
+    d->push[5] = (uint32_t)windows;
 }
 
 const qat_op_def qat_op_maxpool2d_def = { "maxpool2d", encode_maxpool2d, backward_maxpool2d };

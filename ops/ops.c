@@ -25,4 +25,8 @@ const qat_op_def *const qat_op_defs[QAT_OP_COUNT] = {
     [QAT_OP_RESHAPE] = &qat_op_reshape_def,
     [QAT_OP_SGD] = &qat_op_sgd_def,
     [QAT_OP_ADAMW] = &qat_op_adamw_def,
+    [QAT_OP_IM2COL] = &qat_op_im2col_def,
+    [QAT_OP_COL2IM] = &qat_op_col2im_def,
+    [QAT_OP_CONV2D_PACK] = &qat_op_conv2d_pack_def,
+    [QAT_OP_CONV2D_PAD] = &qat_op_conv2d_pad_def,
 };

@@ -26,13 +26,17 @@ typedef enum qat_op {
     QAT_OP_SUM_KEEP,            /* (outer, n, inner) -> (n): bias gradients */
     QAT_OP_BROADCAST,           /* (outer, inner) -> (outer, n, inner), times a scale */
     QAT_OP_CONV2D,              /* NCHW x, OIHW w, stride, zero padding */
-    QAT_OP_CONV2D_BACK_INPUT,   /* dx from dy and w */
-    QAT_OP_CONV2D_BACK_WEIGHT,  /* dw from dy and x */
+    QAT_OP_CONV2D_BACK_INPUT,   /* column gradient from dy and w (then COL2IM gives dx) */
+    QAT_OP_CONV2D_BACK_WEIGHT,  /* partial sums of dw from dy and the columns (then SUM) */
     QAT_OP_MAXPOOL2D,           /* 2x2, stride 2 */
     QAT_OP_MAXPOOL2D_BACK,      /* dx: dy to the first maximum of each window */
     QAT_OP_RESHAPE,             /* a view: no dispatch */
     QAT_OP_SGD,                 /* in-place update of the flat parameter buffer */
     QAT_OP_ADAMW,               /* in-place update of the flat parameter buffer */
+    QAT_OP_IM2COL,              /* conv2d's x -> columns (N, C*KH*KW rounded to 4, OH*OW rounded to 4) */
+    QAT_OP_COL2IM,              /* conv2d's column gradient -> dx, as a gather */
+    QAT_OP_CONV2D_PACK,         /* conv2d weights zero-padded to (O, Kp), or transposed to (Kp, Op) */
+    QAT_OP_CONV2D_PAD,          /* conv2d dy rows (N*O, OH*OW) zero-padded to a multiple of 4 */
     QAT_OP_COUNT
 } qat_op;
 
