@@ -319,7 +319,7 @@ Test(ops_vk, gradients_accumulate_over_several_uses)
 Test(ops_vk, bias_add_matches_reference)
 {
     qat_ctx *ctx = test_gpu_ctx();
-    const int64_t shapes[][4] = { { 5, 7, 1, 1 }, { 3, 4, 5, 6 }, { 128, 16, 28, 28 } };
+    const int64_t shapes[][4] = { { 5, 7, 1, 1 }, { 1, 9, 1, 1 }, { 1, 5, 3, 3 }, { 3, 4, 5, 6 }, { 128, 16, 28, 28 } };
     for (size_t s = 0; s < QAT_ARRAY_LEN(shapes); s++) {
         op_case c;
         case_begin(&c, ctx, 400 + s);
@@ -489,6 +489,12 @@ Test(ops_vk, conv2d_matches_reference)
         { .n = 3, .c = 2, .h = 9, .w = 9, .o = 5, .kh = 5, .kw = 3, .stride = 1, .pad = 0 },
         { .n = 2, .c = 4, .h = 8, .w = 6, .o = 3, .kh = 2, .kw = 2, .stride = 2, .pad = 2 },
         { .n = 4, .c = 16, .h = 14, .w = 14, .o = 32, .kh = 3, .kw = 3, .stride = 1, .pad = 1 },
+        /* Same-size convolutions whose pixel count, reduction length (C*KH*KW)
+         * or output channels are not multiples of 4 (the vec4 paths' edges). */
+        { .n = 2, .c = 3, .h = 5, .w = 5, .o = 5, .kh = 3, .kw = 3, .stride = 1, .pad = 1 },
+        { .n = 1, .c = 5, .h = 7, .w = 3, .o = 3, .kh = 3, .kw = 3, .stride = 1, .pad = 1 },
+        { .n = 2, .c = 2, .h = 6, .w = 6, .o = 6, .kh = 5, .kw = 5, .stride = 1, .pad = 2 },
+        { .n = 3, .c = 1, .h = 28, .w = 28, .o = 16, .kh = 3, .kw = 3, .stride = 1, .pad = 1 },
     };
     for (size_t i = 0; i < QAT_ARRAY_LEN(cases); i++) check_conv(ctx, 700 + i, cases[i]);
     test_gpu_done(ctx);
@@ -497,7 +503,7 @@ Test(ops_vk, conv2d_matches_reference)
 Test(ops_vk, maxpool2d_matches_reference_including_ties_and_odd_sizes)
 {
     qat_ctx *ctx = test_gpu_ctx();
-    const int64_t shapes[][4] = { { 1, 1, 2, 2 }, { 2, 3, 5, 7 }, { 4, 16, 28, 28 } };
+    const int64_t shapes[][4] = { { 1, 1, 2, 2 }, { 2, 3, 5, 7 }, { 1, 3, 7, 8 }, { 4, 16, 28, 28 } };
     for (size_t s = 0; s < QAT_ARRAY_LEN(shapes); s++)
         for (int ties = 0; ties < 2; ties++) {
             op_case c;
