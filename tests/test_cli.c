@@ -168,6 +168,7 @@ Test(cli, bad_checkpoints_name_the_file_and_the_problem)
     memcpy(big + 8, header2, hl);
     cr_assert_eq(qat_file_write_atomic(path, big, 8 + hl + 4), QAT_OK);
     expect_error((const char *[]){ "eval", "--ckpt", path, NULL }, 1, path, "fc1.weight");
+    test_rmtree(dir);
 }
 
 static char *read_file(const char *path, size_t *size)
@@ -244,4 +245,5 @@ Test(cli, same_seed_gives_bit_identical_runs, .timeout = 600)
     cr_expect(test_acc > 0.5 && fabs(test_acc - eval_acc) < 1e-4, "summary test_acc %f, qat eval %f", test_acc,
               eval_acc);
     free(summary);
+    test_rmtree(dir);
 }

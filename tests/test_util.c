@@ -1,5 +1,6 @@
 #include "tests/test_util.h"
 
+#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +32,14 @@ const char *test_data_path(const char *relative)
     }
     return NULL;
 }
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+void test_rmtree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 qat_ctx *test_gpu_ctx(void)
 {

@@ -11,6 +11,9 @@
  * or the test binary's location (bin/ or bin/CONFIG/). NULL if absent. */
 const char *test_data_path(const char *relative);
 
+/* Removes a directory tree (a test's mkdtemp scratch space). */
+void test_rmtree(const char *path);
+
 /* A Vulkan context for a GPU test, or skips the test with a clear message
  * when no device exists (CI installs lavapipe, so there it runs). */
 qat_ctx *test_gpu_ctx(void);
