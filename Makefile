@@ -32,8 +32,9 @@ shaders: $(SPV_INC) build/gen/build_info.h
 # Rewritten only when it changes so it does not force rebuilds.
 build/gen/build_info.h: FORCE
 	@mkdir -p build/gen
-	@c=$$(git rev-parse HEAD 2>/dev/null || echo unknown); \
-	 git diff --quiet HEAD -- 2>/dev/null || c="$$c-dirty"; \
+	@c=$$(git rev-parse --verify -q HEAD 2>/dev/null | tr -cd '0-9a-f'); \
+	 if [ -z "$$c" ]; then c=unknown; \
+	 elif ! git diff --quiet HEAD -- 2>/dev/null; then c="$$c-dirty"; fi; \
 	 printf '#define QAT_GIT_COMMIT "%s"\n' "$$c" > $@.tmp; \
 	 if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
