@@ -3,6 +3,8 @@
 #include "ops/op_util.h"
 #include "ops/ops_vk.h"
 
+#include <unistd.h>
+
 /* iarg: 0 trans_a, 1 trans_b, 2 epilogue, 3 batch, 4 m, 5 n, 6 k,
  *       7 bit 0: A batched, bit 1: B batched */
 
@@ -110,37 +112,106 @@ static void backward_matmul(qat_graph *g, int node, int dy, int *dx)
         dx[2] = qat_sum_keep(g, dz, batch * m, n.iarg[5], 1);
 }
 
-/* Register tile per invocation and workgroup shape. Small outputs (a
- * 10-class head) use narrow tiles so the work still spreads over groups. */
+static uint32_t ceil_div(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
+
+/* CPU implementations (lavapipe): shaders/matmul.comp, CPU_PATH 1. A lane
+ * owns TM x TN outputs and makes TM + TN texel fetches per 4 TM TN
+ * multiply-adds; a fetch costs about as much as 25 of them, so blocks are
+ * large (32 x 8: the accumulators spill to the stack, which is cheaper than
+ * fetching more; 16 x 16 measures about the same, larger blocks are slower).
+ * Lanes go along n, 8 to a subgroup, one subgroup to a workgroup so
+ * llvmpipe's threads can share the work out finely. Returns whether the
+ * operands are swapped (C^T = op(B)^T op(A)^T is computed instead). */
+static bool encode_cpu(const qat_graph *g, const qat_node *n, qat_dispatch *d)
+{
+    uint32_t m = (uint32_t)n->iarg[4], nn = (uint32_t)n->iarg[5], k = (uint32_t)n->iarg[6];
+    bool ta = n->iarg[0], tb = n->iarg[1];
+    /* A short n (a 10-class head) would leave most lanes idle: put it on the rows. */
+    bool swap = nn < 32 && m > nn;
+    uint32_t sm = swap ? nn : m, sn = swap ? m : nn;
+    bool sta = swap ? !tb : ta, stb = swap ? !ta : tb;
+    uint32_t tn = sn <= 32 ? 4 : 8;
+    /* Rows: at most 32, spread evenly over the row blocks. With few k the
+     * stores dominate and a large block only costs JIT time (llvmpipe
+     * compiles a 32 x 8 block in about 0.4 s, 8 x 8 in 0.1 s). */
+    uint32_t max_tm = k < 64 ? 8 : 32;
+    uint32_t tm = ceil_div(sm, ceil_div(sm, max_tm));
+    bool a_along_m = sta && sm % 4 == 0; /* vec4 runs of 4 rows */
+    if (a_along_m) tm = (tm + 3) / 4 * 4;
+    /* Enough blocks for every CPU thread (lavapipe runs one per CPU). */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t want = cpus > 1 ? (uint32_t)(cpus < 64 ? cpus : 64) : 1;
+    uint32_t batch = (uint32_t)n->iarg[3];
+    while (tm > 8 && ceil_div(sm, tm) * ceil_div(sn, 8 * tn) * batch < want) {
+        tm = ceil_div(tm, 2);
+        if (a_along_m) tm = (tm + 3) / 4 * 4;
+    }
+    bool vec_a = sta ? (sm % 4 == 0 && tm % 4 == 0) : k % 4 == 0;
+    bool vec_b = stb ? k % 4 == 0 : (sn % 4 == 0 && tn % 4 == 0);
+    bool vec_c = !swap && sn % 4 == 0 && tn % 4 == 0;
+    d->spec.local[0] = 8;
+    d->spec.local[1] = 1;
+    d->spec.local[2] = 1;
+    d->spec.values[0] = sta;
+    d->spec.values[1] = stb;
+    d->spec.values[3] = tm;
+    d->spec.values[4] = tn;
+    d->spec.values[5] = 1;
+    d->spec.values[6] = (vec_a ? 1u : 0u) | (vec_b ? 2u : 0u) | (swap ? 4u : 0u) | (vec_c ? 8u : 0u) |
+                       (k % 4 != 0 ? 16u : 0u);
+    d->groups[0] = ceil_div(ceil_div(sn, tn), 8);
+    d->groups[1] = ceil_div(sm, tm);
+    d->texel[0] = true;
+    d->texel[1] = true;
+    d->texel[3] = n->iarg[2] != 0; /* the bias */
+    /* Last texel of each view (the views round the tensors up to whole texels). */
+    uint64_t numel_a = (uint64_t)qat_tensor_cget(g, n->in[swap ? 1 : 0])->numel;
+    uint64_t numel_b = (uint64_t)qat_tensor_cget(g, n->in[swap ? 0 : 1])->numel;
+    d->push[6] = (uint32_t)((numel_a + 3) / 4 - 1);
+    d->push[7] = (uint32_t)((numel_b + 3) / 4 - 1);
+    return swap;
+}
+
 static void encode_matmul(const qat_graph *g, const qat_node *n, qat_dispatch *d)
 {
     uint32_t m = (uint32_t)n->iarg[4], nn = (uint32_t)n->iarg[5], k = (uint32_t)n->iarg[6];
-    (void)g;
-    uint32_t tm = 4, tn = 4, wx = 16, wy = 16;
-    if (nn <= 32) tn = 1, wx = nn <= 16 ? 16 : 32, wy = 8;
     d->kernel = QAT_KERNEL_MATMUL;
-    d->spec.local[0] = wx;
-    d->spec.local[1] = wy;
-    d->spec.local[2] = 1;
     d->spec.values[0] = (uint32_t)n->iarg[0];
     d->spec.values[1] = (uint32_t)n->iarg[1];
     d->spec.values[2] = (uint32_t)n->iarg[2];
-    d->spec.values[3] = tm;
-    d->spec.values[4] = tn;
-    d->groups[0] = (nn + wx * tn - 1) / (wx * tn);
-    d->groups[1] = (m + wy * tm - 1) / (wy * tm);
+    bool swap = false;
+    if (qat_ctx_is_cpu(qat_graph_ctx(g))) {
+        swap = encode_cpu(g, n, d);
+    } else {
+        /* Register tile per invocation and workgroup shape. Small outputs (a
+         * 10-class head) use narrow tiles so the work still spreads over groups. */
+        uint32_t tm = 4, tn = 4, wx = 16, wy = 16;
+        if (nn <= 32) tn = 1, wx = nn <= 16 ? 16 : 32, wy = 8;
+        d->spec.local[0] = wx;
+        d->spec.local[1] = wy;
+        d->spec.local[2] = 1;
+        d->spec.values[3] = tm;
+        d->spec.values[4] = tn;
+        d->groups[0] = ceil_div(nn, wx * tn);
+        d->groups[1] = ceil_div(m, wy * tm);
+    }
     d->groups[2] = (uint32_t)n->iarg[3];
+    const uint32_t *max_groups = qat_graph_ctx(g)->props.limits.maxComputeWorkGroupCount;
+    QAT_ASSERT_MSG(d->groups[0] <= max_groups[0] && d->groups[1] <= max_groups[1] && d->groups[2] <= max_groups[2],
+                   "matmul too large for one dispatch");
     qat_bind(d, n, -1);
+    if (swap) d->binding[0] = n->in[1], d->binding[1] = n->in[0];
     d->binding[2] = n->out;
     d->writes[2] = true;
     if (n->nin == 3) d->binding[3] = n->in[2];
     else d->binding[3] = -1;
     bool a_batched = n->iarg[7] & 1, b_batched = n->iarg[7] & 2;
-    d->push[0] = m;
-    d->push[1] = nn;
+    uint32_t stride_a = a_batched ? m * k : 0, stride_b = b_batched ? k * nn : 0;
+    d->push[0] = swap ? nn : m;
+    d->push[1] = swap ? m : nn;
     d->push[2] = k;
-    d->push[3] = a_batched ? m * k : 0;
-    d->push[4] = b_batched ? k * nn : 0;
+    d->push[3] = swap ? stride_b : stride_a;
+    d->push[4] = swap ? stride_a : stride_b;
     d->push[5] = m * nn;
 }
 
