@@ -11,31 +11,7 @@
 #include "datasets/fashion_mnist.h"
 #include "datasets/idx.h"
 #include "qat/fileio.h"
-
-static char tmpdir[64];
-
-static void make_tmpdir(void)
-{
-    strcpy(tmpdir, "/tmp/qat_test_data_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void remove_tmpdir(void) { nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
-static char *tmp_path(const char *name)
-{
-    static char buf[8][512];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
+#include "tests/test_util.h"
 
 #define assert_error_mentions(text)                                                               \
     cr_assert(strstr(qat_error_message(), (text)), "message \"%s\" does not mention \"%s\"",      \
@@ -105,15 +81,15 @@ static void idx_fails(const char *path, qat_status status, const char *reason)
 
 /* ------------------------------------------------------------------ idx */
 
-TestSuite(idx, .init = make_tmpdir, .fini = remove_tmpdir);
+TestSuite(idx, .init = test_tmpdir_make, .fini = test_tmpdir_remove);
 
 Test(idx, loads_plain_and_gzip_files_with_the_same_content)
 {
     const uint32_t dims[3] = {5, 28, 28};
     blob b = make_idx(0x08, 3, dims, 5 * 28 * 28);
-    write_plain(tmp_path("plain-idx3"), b);
-    write_gz(tmp_path("packed-idx3.gz"), b.bytes, b.len);
-    const char *paths[2] = {tmp_path("plain-idx3"), tmp_path("packed-idx3.gz")};
+    write_plain(test_tmp_path("plain-idx3"), b);
+    write_gz(test_tmp_path("packed-idx3.gz"), b.bytes, b.len);
+    const char *paths[2] = {test_tmp_path("plain-idx3"), test_tmp_path("packed-idx3.gz")};
     for (int p = 0; p < 2; p++) {
         qat_idx idx;
         cr_assert_eq(qat_idx_load(paths[p], &idx), QAT_OK, "%s", qat_error_message());
@@ -134,9 +110,9 @@ Test(idx, loads_one_dimensional_label_file_and_empty_dimension)
 {
     const uint32_t dims[1] = {7};
     blob b = make_idx(0x08, 1, dims, 7);
-    write_gz(tmp_path("labels.gz"), b.bytes, b.len);
+    write_gz(test_tmp_path("labels.gz"), b.bytes, b.len);
     qat_idx idx;
-    cr_assert_eq(qat_idx_load(tmp_path("labels.gz"), &idx), QAT_OK, "%s", qat_error_message());
+    cr_assert_eq(qat_idx_load(test_tmp_path("labels.gz"), &idx), QAT_OK, "%s", qat_error_message());
     cr_assert_eq(idx.ndim, 1);
     cr_assert_eq(idx.dims[0], 7);
     cr_assert_arr_eq(idx.data, b.bytes + 8, 7);
@@ -145,8 +121,8 @@ Test(idx, loads_one_dimensional_label_file_and_empty_dimension)
 
     const uint32_t none[2] = {0, 28};
     b = make_idx(0x08, 2, none, 0);
-    write_plain(tmp_path("none"), b);
-    cr_assert_eq(qat_idx_load(tmp_path("none"), &idx), QAT_OK, "%s", qat_error_message());
+    write_plain(test_tmp_path("none"), b);
+    cr_assert_eq(qat_idx_load(test_tmp_path("none"), &idx), QAT_OK, "%s", qat_error_message());
     cr_assert_eq(idx.size, 0);
     qat_idx_free(&idx);
     free(b.bytes);
@@ -154,32 +130,32 @@ Test(idx, loads_one_dimensional_label_file_and_empty_dimension)
 
 Test(idx, missing_file_is_an_io_error_naming_it)
 {
-    idx_fails(tmp_path("absent.gz"), QAT_ERR_IO, "No such file or directory");
+    idx_fails(test_tmp_path("absent.gz"), QAT_ERR_IO, "No such file or directory");
 }
 
 Test(idx, directory_instead_of_file_is_an_io_error)
 {
-    idx_fails(tmpdir, QAT_ERR_IO, "read error");
+    idx_fails(test_tmpdir, QAT_ERR_IO, "read error");
 }
 
 Test(idx, file_that_is_not_idx_reports_bad_magic)
 {
-    const char *path = tmp_path("text.gz");
+    const char *path = test_tmp_path("text.gz");
     const char text[] = "hello, this is not an IDX file\n";
     write_gz(path, text, sizeof text - 1);
     idx_fails(path, QAT_ERR_FORMAT, "not an IDX file: bad magic bytes 68 65 6c 6c");
-    path = tmp_path("text");
+    path = test_tmp_path("text");
     cr_assert_eq(qat_file_write_atomic(path, text, sizeof text - 1), QAT_OK);
     idx_fails(path, QAT_ERR_FORMAT, "bad magic");
 }
 
 Test(idx, empty_or_short_header_is_truncated)
 {
-    const char *path = tmp_path("empty");
+    const char *path = test_tmp_path("empty");
     cr_assert_eq(qat_file_write_atomic(path, "", 0), QAT_OK);
     idx_fails(path, QAT_ERR_FORMAT, "truncated: expected 4 bytes of header, got 0");
     const unsigned char head[] = {0, 0, 8, 3, 0, 0};
-    path = tmp_path("shortdims");
+    path = test_tmp_path("shortdims");
     cr_assert_eq(qat_file_write_atomic(path, head, sizeof head), QAT_OK);
     idx_fails(path, QAT_ERR_FORMAT, "truncated: expected 12 bytes of dimensions, got 2");
 }
@@ -188,13 +164,13 @@ Test(idx, wrong_type_byte_and_dimension_count_are_rejected)
 {
     const uint32_t dims[1] = {4};
     blob b = make_idx(0x0D, 1, dims, 16);
-    write_gz(tmp_path("floats.gz"), b.bytes, b.len);
-    idx_fails(tmp_path("floats.gz"), QAT_ERR_FORMAT,
+    write_gz(test_tmp_path("floats.gz"), b.bytes, b.len);
+    idx_fails(test_tmp_path("floats.gz"), QAT_ERR_FORMAT,
               "unsupported IDX element type 0x0d (float32); only 0x08 (unsigned byte)");
     free(b.bytes);
     b = make_idx(0x08, 0, NULL, 0);
-    write_plain(tmp_path("nodims"), b);
-    idx_fails(tmp_path("nodims"), QAT_ERR_FORMAT, "declares 0 dimensions");
+    write_plain(test_tmp_path("nodims"), b);
+    idx_fails(test_tmp_path("nodims"), QAT_ERR_FORMAT, "declares 0 dimensions");
     free(b.bytes);
 }
 
@@ -202,8 +178,8 @@ Test(idx, truncated_pixel_data_reports_expected_and_actual_sizes)
 {
     const uint32_t dims[3] = {3, 28, 28};
     blob b = make_idx(0x08, 3, dims, 1200);
-    write_gz(tmp_path("short.gz"), b.bytes, b.len);
-    idx_fails(tmp_path("short.gz"), QAT_ERR_FORMAT, "truncated: expected 2352 bytes of data, got 1200");
+    write_gz(test_tmp_path("short.gz"), b.bytes, b.len);
+    idx_fails(test_tmp_path("short.gz"), QAT_ERR_FORMAT, "truncated: expected 2352 bytes of data, got 1200");
     free(b.bytes);
 }
 
@@ -211,14 +187,14 @@ Test(idx, header_claiming_huge_data_fails_as_truncated_without_huge_allocation)
 {
     const uint32_t dims[3] = {0xffffffffu, 0xffffu, 0xffu};
     blob b = make_idx(0x08, 3, dims, 10);
-    write_plain(tmp_path("huge"), b);
-    idx_fails(tmp_path("huge"), QAT_ERR_FORMAT, "truncated");
+    write_plain(test_tmp_path("huge"), b);
+    idx_fails(test_tmp_path("huge"), QAT_ERR_FORMAT, "truncated");
     free(b.bytes);
 
     const uint32_t overflow[3] = {0xffffffffu, 0xffffffffu, 0xffu};
     b = make_idx(0x08, 3, overflow, 10);
-    write_plain(tmp_path("overflow"), b);
-    idx_fails(tmp_path("overflow"), QAT_ERR_FORMAT, "more bytes than fit in memory");
+    write_plain(test_tmp_path("overflow"), b);
+    idx_fails(test_tmp_path("overflow"), QAT_ERR_FORMAT, "more bytes than fit in memory");
     free(b.bytes);
 }
 
@@ -226,7 +202,7 @@ Test(idx, truncated_gzip_stream_is_reported)
 {
     const uint32_t dims[3] = {4, 28, 28};
     blob b = make_idx(0x08, 3, dims, 4 * 28 * 28);
-    const char *path = tmp_path("cut.gz");
+    const char *path = test_tmp_path("cut.gz");
     write_gz(path, b.bytes, b.len);
     blob gz = read_file(path);
     cr_assert_eq(qat_file_write_atomic(path, gz.bytes, gz.len / 2), QAT_OK);
@@ -243,7 +219,7 @@ Test(idx, gzip_crc_and_length_mismatch_are_reported_with_zlib_message)
 {
     const uint32_t dims[3] = {2, 28, 28};
     blob b = make_idx(0x08, 3, dims, 2 * 28 * 28);
-    const char *path = tmp_path("crc.gz");
+    const char *path = test_tmp_path("crc.gz");
     write_gz(path, b.bytes, b.len);
     blob gz = read_file(path);
     gz.bytes[gz.len - 8] ^= 0x55; /* first byte of the CRC-32 trailer */
@@ -261,7 +237,7 @@ Test(idx, corrupt_deflate_bytes_are_reported)
 {
     const uint32_t dims[3] = {2, 28, 28};
     blob b = make_idx(0x08, 3, dims, 2 * 28 * 28);
-    const char *path = tmp_path("corrupt.gz");
+    const char *path = test_tmp_path("corrupt.gz");
     write_gz(path, b.bytes, b.len);
     blob gz = read_file(path);
     /* Past the 10-byte gzip header, in the compressed data. */
@@ -276,16 +252,16 @@ Test(idx, trailing_bytes_after_the_described_data_are_rejected)
 {
     const uint32_t dims[1] = {10};
     blob b = make_idx(0x08, 1, dims, 15);
-    write_gz(tmp_path("long.gz"), b.bytes, b.len);
-    idx_fails(tmp_path("long.gz"), QAT_ERR_FORMAT, "trailing data after the 10 bytes");
-    write_plain(tmp_path("long"), b);
-    idx_fails(tmp_path("long"), QAT_ERR_FORMAT, "trailing data");
+    write_gz(test_tmp_path("long.gz"), b.bytes, b.len);
+    idx_fails(test_tmp_path("long.gz"), QAT_ERR_FORMAT, "trailing data after the 10 bytes");
+    write_plain(test_tmp_path("long"), b);
+    idx_fails(test_tmp_path("long"), QAT_ERR_FORMAT, "trailing data");
     free(b.bytes);
 }
 
 /* ------------------------------------------------------------------ fashion_mnist */
 
-TestSuite(fashion_mnist, .init = make_tmpdir, .fini = remove_tmpdir);
+TestSuite(fashion_mnist, .init = test_tmpdir_make, .fini = test_tmpdir_remove);
 
 #define TRAIN_N 10
 #define TEST_N 4
@@ -301,8 +277,8 @@ static void write_fake_pair(const char *images, const char *labels, uint32_t n, 
         memset(im.bytes + 16 + (size_t)i * rows * cols, (int)(base + i), (size_t)rows * cols);
     blob lb = make_idx(0x08, 1, ldims, nlabels);
     for (uint32_t i = 0; i < nlabels; i++) lb.bytes[8 + i] = (unsigned char)((base + i) % 10);
-    write_gz(tmp_path(images), im.bytes, im.len);
-    write_gz(tmp_path(labels), lb.bytes, lb.len);
+    write_gz(test_tmp_path(images), im.bytes, im.len);
+    write_gz(test_tmp_path(labels), lb.bytes, lb.len);
     free(im.bytes);
     free(lb.bytes);
 }
@@ -334,8 +310,8 @@ Test(fashion_mnist, splits_last_val_count_training_images_into_validation)
 {
     write_fake_dataset();
     qat_fashion_mnist ds;
-    cr_assert_eq(qat_fashion_mnist_load(tmpdir, 3, &ds), QAT_OK, "%s", qat_error_message());
-    cr_assert_str_eq(ds.dir, tmpdir);
+    cr_assert_eq(qat_fashion_mnist_load(test_tmpdir, 3, &ds), QAT_OK, "%s", qat_error_message());
+    cr_assert_str_eq(ds.dir, test_tmpdir);
     cr_assert_eq(ds.train.count, TRAIN_N - 3);
     cr_assert_eq(ds.val.count, 3);
     cr_assert_eq(ds.test.count, TEST_N);
@@ -354,7 +330,7 @@ Test(fashion_mnist, splits_last_val_count_training_images_into_validation)
     qat_fashion_mnist_free(&ds);
     cr_assert_null(ds.train.pixels);
 
-    cr_assert_eq(qat_fashion_mnist_load(tmpdir, 0, &ds), QAT_OK, "%s", qat_error_message());
+    cr_assert_eq(qat_fashion_mnist_load(test_tmpdir, 0, &ds), QAT_OK, "%s", qat_error_message());
     cr_assert_eq(ds.train.count, TRAIN_N);
     cr_assert_eq(ds.val.count, 0);
     qat_fashion_mnist_free(&ds);
@@ -363,17 +339,17 @@ Test(fashion_mnist, splits_last_val_count_training_images_into_validation)
 Test(fashion_mnist, null_dir_uses_environment_variable)
 {
     write_fake_dataset();
-    cr_assert_eq(setenv("QAT_FASHION_MNIST_DIR", tmpdir, 1), 0);
+    cr_assert_eq(setenv("QAT_FASHION_MNIST_DIR", test_tmpdir, 1), 0);
     qat_fashion_mnist ds;
     cr_assert_eq(qat_fashion_mnist_load(NULL, 2, &ds), QAT_OK, "%s", qat_error_message());
-    cr_assert_str_eq(ds.dir, tmpdir);
+    cr_assert_str_eq(ds.dir, test_tmpdir);
     cr_assert_eq(ds.val.count, 2);
     qat_fashion_mnist_free(&ds);
 }
 
 Test(fashion_mnist, missing_directory_names_it_with_install_hint)
 {
-    const char *dir = tmp_path("no-such-dataset");
+    const char *dir = test_tmp_path("no-such-dataset");
     fashion_fails(dir, 5, QAT_ERR_IO, dir, hint);
     cr_assert_eq(setenv("QAT_FASHION_MNIST_DIR", dir, 1), 0);
     fashion_fails(NULL, 5, QAT_ERR_IO, dir, hint);
@@ -382,8 +358,8 @@ Test(fashion_mnist, missing_directory_names_it_with_install_hint)
 Test(fashion_mnist, missing_file_names_it_with_install_hint)
 {
     write_fake_dataset();
-    cr_assert_eq(unlink(tmp_path("t10k-labels-idx1-ubyte.gz")), 0);
-    fashion_fails(tmpdir, 3, QAT_ERR_IO, tmp_path("t10k-labels-idx1-ubyte.gz"), hint);
+    cr_assert_eq(unlink(test_tmp_path("t10k-labels-idx1-ubyte.gz")), 0);
+    fashion_fails(test_tmpdir, 3, QAT_ERR_IO, test_tmp_path("t10k-labels-idx1-ubyte.gz"), hint);
 }
 
 Test(fashion_mnist, label_count_mismatch_names_both_files)
@@ -391,7 +367,7 @@ Test(fashion_mnist, label_count_mismatch_names_both_files)
     write_fake_pair("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", TRAIN_N, 28, 28,
                     TRAIN_N - 1, 0);
     write_fake_pair("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", TEST_N, 28, 28, TEST_N, 0);
-    fashion_fails(tmpdir, 3, QAT_ERR_FORMAT, "train-labels-idx1-ubyte.gz: 9 labels, but",
+    fashion_fails(test_tmpdir, 3, QAT_ERR_FORMAT, "train-labels-idx1-ubyte.gz: 9 labels, but",
                   "train-images-idx3-ubyte.gz has 10 images");
 }
 
@@ -400,7 +376,7 @@ Test(fashion_mnist, images_that_are_not_28x28_are_rejected)
     write_fake_pair("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", TRAIN_N, 28, 28, TRAIN_N,
                     0);
     write_fake_pair("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", TEST_N, 27, 28, TEST_N, 0);
-    fashion_fails(tmpdir, 3, QAT_ERR_FORMAT, "t10k-images-idx3-ubyte.gz: images have shape 4x27x28",
+    fashion_fails(test_tmpdir, 3, QAT_ERR_FORMAT, "t10k-images-idx3-ubyte.gz: images have shape 4x27x28",
                   "expected Nx28x28");
 }
 
@@ -411,24 +387,24 @@ Test(fashion_mnist, labels_out_of_range_are_rejected)
     blob lb = make_idx(0x08, 1, ldims, TEST_N);
     memset(lb.bytes + 8, 1, TEST_N);
     lb.bytes[8 + 2] = 10;
-    write_gz(tmp_path("t10k-labels-idx1-ubyte.gz"), lb.bytes, lb.len);
+    write_gz(test_tmp_path("t10k-labels-idx1-ubyte.gz"), lb.bytes, lb.len);
     free(lb.bytes);
-    fashion_fails(tmpdir, 3, QAT_ERR_FORMAT, "t10k-labels-idx1-ubyte.gz: label 10 at index 2 is out of range",
+    fashion_fails(test_tmpdir, 3, QAT_ERR_FORMAT, "t10k-labels-idx1-ubyte.gz: label 10 at index 2 is out of range",
                   NULL);
 }
 
 Test(fashion_mnist, corrupt_file_in_dataset_is_named)
 {
     write_fake_dataset();
-    cr_assert_eq(qat_file_write_atomic(tmp_path("train-images-idx3-ubyte.gz"), "\x1f\x8b\x08\0garbage", 11),
+    cr_assert_eq(qat_file_write_atomic(test_tmp_path("train-images-idx3-ubyte.gz"), "\x1f\x8b\x08\0garbage", 11),
                  QAT_OK);
-    fashion_fails(tmpdir, 3, QAT_ERR_FORMAT, tmp_path("train-images-idx3-ubyte.gz"), NULL);
+    fashion_fails(test_tmpdir, 3, QAT_ERR_FORMAT, test_tmp_path("train-images-idx3-ubyte.gz"), NULL);
 }
 
 Test(fashion_mnist, validation_set_as_large_as_training_file_is_invalid)
 {
     write_fake_dataset();
-    fashion_fails(tmpdir, TRAIN_N, QAT_ERR_INVALID, "validation set of 10 images leaves none", NULL);
+    fashion_fails(test_tmpdir, TRAIN_N, QAT_ERR_INVALID, "validation set of 10 images leaves none", NULL);
 }
 
 Test(fashion_mnist, batch_f32_gathers_scales_and_normalises)

@@ -12,31 +12,7 @@
 
 #include "qat/fileio.h"
 #include "qat/json.h"
-
-static char tmpdir[64];
-
-static void make_tmpdir(void)
-{
-    strcpy(tmpdir, "/tmp/qat_test_fileio_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void remove_tmpdir(void) { nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
-static char *tmp_path(const char *name)
-{
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
+#include "tests/test_util.h"
 
 static int count_entries_containing(const char *dir, const char *needle)
 {
@@ -54,11 +30,11 @@ static int count_entries_containing(const char *dir, const char *needle)
 
 /* ------------------------------------------------------------------ fileio */
 
-TestSuite(fileio, .init = make_tmpdir, .fini = remove_tmpdir);
+TestSuite(fileio, .init = test_tmpdir_make, .fini = test_tmpdir_remove);
 
 Test(fileio, write_atomic_then_read_all_round_trips_and_leaves_no_temp_file)
 {
-    const char *path = tmp_path("data.bin");
+    const char *path = test_tmp_path("data.bin");
     unsigned char data[3000];
     for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i * 7);
     cr_assert_eq(qat_file_write_atomic(path, data, sizeof data), QAT_OK, "%s", qat_error_message());
@@ -70,12 +46,12 @@ Test(fileio, write_atomic_then_read_all_round_trips_and_leaves_no_temp_file)
     cr_assert_eq(size, 5);
     cr_assert_str_eq(back, "short"); /* NUL-terminated */
     free(back);
-    cr_assert_eq(count_entries_containing(tmpdir, ".tmp."), 0);
+    cr_assert_eq(count_entries_containing(test_tmpdir, ".tmp."), 0);
 }
 
 Test(fileio, write_atomic_of_empty_data_creates_empty_file)
 {
-    const char *path = tmp_path("empty");
+    const char *path = test_tmp_path("empty");
     cr_assert_eq(qat_file_write_atomic(path, NULL, 0), QAT_OK);
     void *back;
     size_t size = 99;
@@ -87,7 +63,7 @@ Test(fileio, write_atomic_of_empty_data_creates_empty_file)
 
 Test(fileio, write_atomic_into_missing_directory_names_path_and_reason)
 {
-    const char *path = tmp_path("no/such/dir/file.bin");
+    const char *path = test_tmp_path("no/such/dir/file.bin");
     cr_assert_eq(qat_file_write_atomic(path, "x", 1), QAT_ERR_IO);
     assert_error_mentions(path);
     assert_error_mentions("No such file or directory");
@@ -95,16 +71,16 @@ Test(fileio, write_atomic_into_missing_directory_names_path_and_reason)
 
 Test(fileio, write_atomic_over_a_directory_fails_and_removes_temp_file)
 {
-    const char *path = tmp_path("adir");
+    const char *path = test_tmp_path("adir");
     cr_assert_eq(mkdir(path, 0777), 0);
     cr_assert_eq(qat_file_write_atomic(path, "x", 1), QAT_ERR_IO);
     assert_error_mentions(path);
-    cr_assert_eq(count_entries_containing(tmpdir, ".tmp."), 0);
+    cr_assert_eq(count_entries_containing(test_tmpdir, ".tmp."), 0);
 }
 
 Test(fileio, read_all_of_missing_file_names_path_and_reason)
 {
-    const char *path = tmp_path("missing.txt");
+    const char *path = test_tmp_path("missing.txt");
     void *data = (void *)0x1;
     size_t size = 7;
     cr_assert_eq(qat_file_read_all(path, &data, &size), QAT_ERR_IO);
@@ -117,7 +93,7 @@ Test(fileio, read_all_of_missing_file_names_path_and_reason)
 Test(fileio, read_all_reads_a_pipe_past_its_reported_size)
 {
     /* A FIFO reports size 0, so the buffer has to grow as data arrives. */
-    const char *path = tmp_path("fifo");
+    const char *path = test_tmp_path("fifo");
     cr_assert_eq(mkfifo(path, 0600), 0);
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
@@ -141,29 +117,29 @@ Test(fileio, read_all_of_directory_is_an_error)
 {
     void *data;
     size_t size;
-    cr_assert_eq(qat_file_read_all(tmpdir, &data, &size), QAT_ERR_IO);
-    assert_error_mentions(tmpdir);
+    cr_assert_eq(qat_file_read_all(test_tmpdir, &data, &size), QAT_ERR_IO);
+    assert_error_mentions(test_tmpdir);
 }
 
 Test(fileio, mkdir_p_creates_nested_dirs_and_accepts_existing_ones)
 {
-    const char *path = tmp_path("a/b//c/d/");
+    const char *path = test_tmp_path("a/b//c/d/");
     cr_assert_eq(qat_mkdir_p(path), QAT_OK, "%s", qat_error_message());
     struct stat sb;
-    cr_assert_eq(stat(tmp_path("a/b/c/d"), &sb), 0);
+    cr_assert_eq(stat(test_tmp_path("a/b/c/d"), &sb), 0);
     cr_assert(S_ISDIR(sb.st_mode));
     cr_assert_eq(qat_mkdir_p(path), QAT_OK, "existing directories are fine");
-    cr_assert_eq(qat_mkdir_p(tmpdir), QAT_OK);
+    cr_assert_eq(qat_mkdir_p(test_tmpdir), QAT_OK);
 }
 
 Test(fileio, mkdir_p_through_a_file_names_the_blocking_component)
 {
-    cr_assert_eq(qat_file_write_atomic(tmp_path("file"), "x", 1), QAT_OK);
-    const char *path = tmp_path("file/sub/dir");
+    cr_assert_eq(qat_file_write_atomic(test_tmp_path("file"), "x", 1), QAT_OK);
+    const char *path = test_tmp_path("file/sub/dir");
     cr_assert_neq(qat_mkdir_p(path), QAT_OK);
     assert_error_mentions(path);
     assert_error_mentions("not a directory");
-    cr_assert_neq(qat_mkdir_p(tmp_path("file")), QAT_OK);
+    cr_assert_neq(qat_mkdir_p(test_tmp_path("file")), QAT_OK);
     assert_error_mentions("exists and is not a directory");
 }
 

@@ -9,33 +9,9 @@
 
 #include "qat/fileio.h"
 #include "qat/safetensors.h"
+#include "tests/test_util.h"
 
-static char tmpdir[64];
-
-static void make_tmpdir(void)
-{
-    strcpy(tmpdir, "/tmp/qat_test_st_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void remove_tmpdir(void) { nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
-TestSuite(safetensors, .init = make_tmpdir, .fini = remove_tmpdir);
-
-static char *tmp_path(const char *name)
-{
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
+TestSuite(safetensors, .init = test_tmpdir_make, .fini = test_tmpdir_remove);
 
 #define assert_error_mentions(text)                                                               \
     cr_assert(strstr(qat_error_message(), (text)), "message \"%s\" does not mention \"%s\"",      \
@@ -147,7 +123,7 @@ Test(safetensors, save_and_load_round_trips_tensors_metadata_and_order)
     qat_st_writer_set_metadata(&w, "epoch", "3");
     qat_st_writer_set_metadata(&w, "note", "quote \" backslash \\ newline \n caf\xc3\xa9");
     qat_st_writer_set_metadata(&w, "epoch", "4"); /* replaces, keeps position */
-    const char *path = tmp_path("model.safetensors");
+    const char *path = test_tmp_path("model.safetensors");
     cr_assert_eq(qat_st_writer_save(&w, path), QAT_OK, "%s", qat_error_message());
     qat_st_writer_free(&w);
 
@@ -225,7 +201,7 @@ Test(safetensors, save_to_unwritable_path_reports_it)
 {
     qat_st_writer w;
     qat_st_writer_init(&w);
-    const char *path = tmp_path("missing-dir/model.safetensors");
+    const char *path = test_tmp_path("missing-dir/model.safetensors");
     cr_assert_eq(qat_st_writer_save(&w, path), QAT_ERR_IO);
     assert_error_mentions(path);
     qat_st_writer_free(&w);
@@ -233,43 +209,9 @@ Test(safetensors, save_to_unwritable_path_reports_it)
 
 /* ------------------------------------------------------------------ golden fixture */
 
-static const char *find_fixture(void)
-{
-    static char path[1200];
-    /* Candidates: $QAT_GOLDEN_DIR; next to this source (__FILE__ is
-     * relative to where the compiler ran); relative to the working
-     * directory (repository root or build/); relative to the test binary
-     * (bin/ or bin/<config>/). */
-    char here[512], exe[512] = "", exe_up[600] = "", exe_up2[600] = "";
-    snprintf(here, sizeof here, "%s", __FILE__);
-    char *slash = strrchr(here, '/');
-    if (slash) *slash = '\0';
-    else snprintf(here, sizeof here, ".");
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        slash = strrchr(exe, '/');
-        if (slash) *slash = '\0';
-        snprintf(exe_up, sizeof exe_up, "%s/../tests", exe);
-        snprintf(exe_up2, sizeof exe_up2, "%s/../../tests", exe);
-    }
-    const char *env = getenv("QAT_GOLDEN_DIR");
-    if (env && *env) {
-        snprintf(path, sizeof path, "%s/fixture.safetensors", env);
-        if (access(path, R_OK) == 0) return path;
-    }
-    const char *dirs[] = {here, "tests", "../tests", exe_up, exe_up2};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        if (!dirs[i][0]) continue;
-        snprintf(path, sizeof path, "%s/golden/fixture.safetensors", dirs[i]);
-        if (access(path, R_OK) == 0) return path;
-    }
-    return NULL;
-}
-
 Test(safetensors, reads_python_generated_fixture)
 {
-    const char *path = find_fixture();
+    const char *path = test_data_path("golden/fixture.safetensors");
     cr_assert_not_null(path, "tests/golden/fixture.safetensors not found (set QAT_GOLDEN_DIR to "
                              "the tests/golden directory)");
     qat_st_file *f;
@@ -338,7 +280,7 @@ Test(safetensors, reads_python_generated_fixture)
 /* Writes 8-byte length + header + data and returns the path. */
 static const char *write_st(const char *name, const char *header, const void *data, size_t dlen)
 {
-    const char *path = tmp_path(name);
+    const char *path = test_tmp_path(name);
     size_t hlen = strlen(header);
     unsigned char *buf = malloc(8 + hlen + dlen + 1);
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
@@ -365,7 +307,7 @@ static const unsigned char zeros[64];
 
 Test(safetensors, load_of_missing_file_names_it)
 {
-    const char *path = tmp_path("nope.safetensors");
+    const char *path = test_tmp_path("nope.safetensors");
     qat_st_file *f;
     cr_assert_eq(qat_st_load(path, &f), QAT_ERR_IO);
     assert_error_mentions(path);
@@ -374,16 +316,16 @@ Test(safetensors, load_of_missing_file_names_it)
 
 Test(safetensors, load_rejects_files_too_short_or_with_bad_header_length)
 {
-    const char *path = tmp_path("short");
+    const char *path = test_tmp_path("short");
     cr_assert_eq(qat_file_write_atomic(path, "\x10\0\0", 3), QAT_OK);
     load_fails(path, "too short for the 8-byte header length");
 
-    path = tmp_path("past_end");
+    path = test_tmp_path("past_end");
     const unsigned char past[] = {200, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
     cr_assert_eq(qat_file_write_atomic(path, past, sizeof past), QAT_OK);
     load_fails(path, "header length 200 runs past the end of the 10-byte file");
 
-    path = tmp_path("huge");
+    path = test_tmp_path("huge");
     const unsigned char huge[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, '{', '}'};
     cr_assert_eq(qat_file_write_atomic(path, huge, sizeof huge), QAT_OK);
     load_fails(path, "exceeds the 100000000-byte limit");

@@ -41,6 +41,25 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 
 void test_rmtree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
+char test_tmpdir[64];
+
+void test_tmpdir_make(void)
+{
+    strcpy(test_tmpdir, "/tmp/qat_test_XXXXXX");
+    cr_assert_not_null(mkdtemp(test_tmpdir));
+}
+
+void test_tmpdir_remove(void) { test_rmtree(test_tmpdir); }
+
+char *test_tmp_path(const char *name)
+{
+    static char buf[8][512];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", test_tmpdir, name);
+    return p;
+}
+
 qat_ctx *test_gpu_ctx(void)
 {
     qat_ctx *ctx = NULL;

@@ -14,6 +14,14 @@ const char *test_data_path(const char *relative);
 /* Removes a directory tree (a test's mkdtemp scratch space). */
 void test_rmtree(const char *path);
 
+/* A scratch directory per test (Criterion runs each test in its own
+ * process): use test_tmpdir_make / test_tmpdir_remove as a suite's .init and
+ * .fini; test_tmp_path(name) is a path inside it (valid for the next 8 calls). */
+extern char test_tmpdir[64];
+void test_tmpdir_make(void);
+void test_tmpdir_remove(void);
+char *test_tmp_path(const char *name);
+
 /* A Vulkan context for a GPU test, or skips the test with a clear message
  * when no device exists (CI installs lavapipe, so there it runs). */
 qat_ctx *test_gpu_ctx(void);
