@@ -20,7 +20,7 @@ static void encode_optim(const qat_graph *g, const qat_node *n, qat_dispatch *d)
     d->spec.values[1] = cpu; /* TEXEL */
     d->texel[1] = cpu;
     d->push[0] = (uint32_t)count;
-    for (int i = 0; i < 4; i++) d->push[1 + i] = qat_float_bits(n->farg[i]);
+    for (int i = 0; i < 6; i++) d->push[1 + i] = qat_float_bits(n->farg[i]);
 }
 
 const qat_op_def qat_op_sgd_def = { "sgd", encode_optim, NULL };

@@ -2,16 +2,16 @@
 
 #include <math.h>
 
-qat_optim_config qat_optim_defaults(qat_optim_kind kind, float lr)
+qat_optim_config qat_optim_defaults(qat_optim_kind kind, double lr)
 {
     qat_optim_config c = {
         .kind = kind,
         .lr = lr,
-        .momentum = 0.9f,
-        .beta1 = 0.9f,
-        .beta2 = 0.999f,
-        .eps = 1e-8f,
-        .weight_decay = kind == QAT_OPTIM_SGD ? 5e-4f : 0.01f,
+        .momentum = 0.9,
+        .beta1 = 0.9,
+        .beta2 = 0.999,
+        .eps = 1e-8,
+        .weight_decay = kind == QAT_OPTIM_SGD ? 5e-4 : 0.01,
         .schedule = QAT_SCHEDULE_CONSTANT,
     };
     return c;
@@ -39,17 +39,19 @@ int qat_graph_add_optimizer(qat_graph *g, const qat_optim_config *cfg)
     }
     int id = qat_node_add(g, adamw ? QAT_OP_ADAMW : QAT_OP_SGD, in, nin, -1);
     qat_node *n = qat_node_get(g, id);
-    n->farg[0] = cfg->kind == QAT_OPTIM_SGD ? cfg->momentum : cfg->beta1;
-    n->farg[1] = cfg->beta2;
-    n->farg[2] = cfg->eps;
-    n->farg[3] = cfg->weight_decay;
+    n->farg[0] = (float)(cfg->kind == QAT_OPTIM_SGD ? cfg->momentum : cfg->beta1);
+    n->farg[1] = (float)cfg->beta2;
+    n->farg[2] = (float)cfg->eps;
+    n->farg[3] = (float)cfg->weight_decay;
+    n->farg[4] = (float)(1.0 - cfg->beta1);
+    n->farg[5] = (float)(1.0 - cfg->beta2);
     return id;
 }
 
 double qat_lr_at(const qat_optim_config *cfg, int step)
 {
     if (cfg->schedule == QAT_SCHEDULE_CONSTANT) return cfg->lr;
-    if (step < cfg->warmup_steps) return (double)cfg->lr * (step + 1) / cfg->warmup_steps;
+    if (step < cfg->warmup_steps) return cfg->lr * (step + 1) / cfg->warmup_steps;
     int span = cfg->total_steps - cfg->warmup_steps;
     if (span <= 0) return cfg->lr;
     double progress = (double)(step - cfg->warmup_steps) / span;
@@ -65,7 +67,7 @@ void qat_optim_set_step(qat_graph *g, const qat_optim_config *cfg, int step)
     /* PyTorch computes these in double on the host and hands the kernels the
      * rounded values; doing the same keeps updates within an ulp of it. */
     s[QAT_SCALAR_LR] = (float)lr;
-    s[QAT_SCALAR_ADAM_STEP_SIZE] = (float)(lr / (1.0 - pow((double)cfg->beta1, t)));
-    s[QAT_SCALAR_ADAM_BC2_SQRT] = (float)sqrt(1.0 - pow((double)cfg->beta2, t));
-    s[QAT_SCALAR_DECAY_FACTOR] = (float)(1.0 - lr * (double)cfg->weight_decay);
+    s[QAT_SCALAR_ADAM_STEP_SIZE] = (float)(lr / (1.0 - pow(cfg->beta1, t)));
+    s[QAT_SCALAR_ADAM_BC2_SQRT] = (float)sqrt(1.0 - pow(cfg->beta2, t));
+    s[QAT_SCALAR_DECAY_FACTOR] = (float)(1.0 - lr * cfg->weight_decay);
 }

@@ -11,10 +11,12 @@ typedef enum qat_schedule_kind { QAT_SCHEDULE_CONSTANT, QAT_SCHEDULE_COSINE } qa
 
 typedef struct qat_optim_config {
     qat_optim_kind kind;
-    float lr;
-    float momentum;          /* SGD */
-    float beta1, beta2, eps; /* AdamW */
-    float weight_decay;
+    /* Doubles, like PyTorch's Python floats: expressions of them (1 - beta1,
+     * lr / (1 - beta1^t) ...) are evaluated in double and rounded once. */
+    double lr;
+    double momentum;          /* SGD */
+    double beta1, beta2, eps; /* AdamW */
+    double weight_decay;
     qat_schedule_kind schedule;
     int warmup_steps;        /* cosine: linear warm-up from 0 over these steps */
     int total_steps;         /* cosine: decays to 0 at this step */
@@ -22,7 +24,7 @@ typedef struct qat_optim_config {
 
 /* PyTorch's defaults for the kind (SGD: momentum 0.9, wd 5e-4 as our CLI
  * default; AdamW: betas (0.9, 0.999), eps 1e-8, wd 0.01), constant schedule. */
-qat_optim_config qat_optim_defaults(qat_optim_kind kind, float lr);
+qat_optim_config qat_optim_defaults(qat_optim_kind kind, double lr);
 
 /* Appends the optimizer node over all trainable parameters (call after
  * qat_graph_backward). Returns its node id. */

@@ -24,6 +24,8 @@ layout(push_constant) uniform Push {
     float beta2;
     float eps;
     float weight_decay; // SGD only; AdamW's decay comes as a factor in the scalars
+    float one_minus_beta1; // rounded from double on the host, as PyTorch's 1 - beta1
+    float one_minus_beta2;
 } pc;
 
 // Component-wise vec4 arithmetic is the scalar arithmetic per element, in the
@@ -46,12 +48,13 @@ void main()
         } else {
             // The order of operations is PyTorch's, so results agree to the ulp.
             vec4 param = p[i] * scalars[SCALAR_DECAY_FACTOR];
-            vec4 m1 = pc.beta1 * m[i] + (1.0 - pc.beta1) * grad;
-            vec4 v1 = pc.beta2 * v[i] + (1.0 - pc.beta2) * grad * grad;
+            vec4 m1 = m[i] * pc.beta1 + pc.one_minus_beta1 * grad;
+            vec4 v1 = v[i] * pc.beta2 + (pc.one_minus_beta2 * grad) * grad;
             m[i] = m1;
             v[i] = v1;
             vec4 denom = sqrt(v1) / scalars[SCALAR_ADAM_BC2_SQRT] + pc.eps;
-            p[i] = param + (-scalars[SCALAR_ADAM_STEP_SIZE]) * (m1 / denom);
+            // addcdiv(m, denom, value = -step_size) is value * m / denom, left to right.
+            p[i] = param + ((-scalars[SCALAR_ADAM_STEP_SIZE]) * m1) / denom;
         }
     }
 }

@@ -67,16 +67,16 @@ static void feed(fixture *fx, const qat_st_file *f, int step)
 
 static qat_optim_config sgd_config(void)
 {
-    qat_optim_config c = qat_optim_defaults(QAT_OPTIM_SGD, 0.05f);
-    c.momentum = 0.9f;
-    c.weight_decay = 5e-4f;
+    qat_optim_config c = qat_optim_defaults(QAT_OPTIM_SGD, 0.05);
+    c.momentum = 0.9;
+    c.weight_decay = 5e-4;
     return c;
 }
 
 static qat_optim_config adamw_config(void)
 {
-    qat_optim_config c = qat_optim_defaults(QAT_OPTIM_ADAMW, 1e-3f);
-    c.beta1 = 0.9f, c.beta2 = 0.999f, c.eps = 1e-8f, c.weight_decay = 0.01f;
+    qat_optim_config c = qat_optim_defaults(QAT_OPTIM_ADAMW, 1e-3);
+    c.beta1 = 0.9, c.beta2 = 0.999, c.eps = 1e-8, c.weight_decay = 0.01;
     return c;
 }
 
@@ -129,9 +129,10 @@ static void check_curve(qat_optim_config optim, const char *prefix)
         qat_optim_set_step(fx.g, &fx.optim, s);
         cr_assert_eq(qat_seq_run(step), QAT_OK);
         float loss = *(const float *)qat_graph_output_slot(fx.g, fx.m.loss);
-        /* Rounding differences compound over the steps; 1e-4 relative is
-         * still far below the step-to-step changes of the curve (~1e-2). */
-        cr_expect(fabsf(loss - want[s]) <= 1e-4f * fabsf(want[s]), "%s step %d: loss %.7f, PyTorch %.7f", prefix, s,
+        /* The optimizers round as PyTorch does, so what remains is the
+         * summation order of the matmuls, compounding over the steps:
+         * measured under 1e-6 relative; 5e-6 leaves room for other drivers. */
+        cr_expect(fabsf(loss - want[s]) <= 5e-6f * fabsf(want[s]), "%s step %d: loss %.7f, PyTorch %.7f", prefix, s,
                   loss, want[s]);
     }
     int fc3w = qat_graph_find(fx.g, "fc3.weight"), fc3b = qat_graph_find(fx.g, "fc3.bias");
@@ -140,10 +141,10 @@ static void check_curve(qat_optim_config optim, const char *prefix)
     cr_assert_eq(qat_tensor_read(fx.g, fc3b, b), QAT_OK);
     snprintf(name, sizeof name, "%s.final.fc3.weight", prefix);
     double err = test_rel_max_err(w, golden_f32(f, name, 2560), 2560, 1e-6);
-    cr_expect(err <= 1e-4, "%s: fc3.weight after %d steps differs from PyTorch by %g", prefix, STEPS, err);
+    cr_expect(err <= 1e-5, "%s: fc3.weight after %d steps differs from PyTorch by %g", prefix, STEPS, err);
     snprintf(name, sizeof name, "%s.final.fc3.bias", prefix);
     err = test_rel_max_err(b, golden_f32(f, name, 10), 10, 1e-6);
-    cr_expect(err <= 1e-4, "%s: fc3.bias after %d steps differs from PyTorch by %g", prefix, STEPS, err);
+    cr_expect(err <= 1e-5, "%s: fc3.bias after %d steps differs from PyTorch by %g", prefix, STEPS, err);
     qat_seq_free(step);
     qat_graph_free(fx.g);
     test_gpu_done(fx.ctx);

@@ -103,9 +103,9 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "qat train: --optimizer: unknown optimizer '%s' (expected adamw or sgd)\n", optimizer);
         return 2;
     }
-    o.optim = qat_optim_defaults(kind, lr > 0 ? (float)lr : kind == QAT_OPTIM_ADAMW ? 1e-3f : 0.05f);
-    if (momentum >= 0) o.optim.momentum = (float)momentum;
-    if (weight_decay >= 0) o.optim.weight_decay = (float)weight_decay;
+    o.optim = qat_optim_defaults(kind, lr > 0 ? lr : kind == QAT_OPTIM_ADAMW ? 1e-3 : 0.05);
+    if (momentum >= 0) o.optim.momentum = momentum;
+    if (weight_decay >= 0) o.optim.weight_decay = weight_decay;
     if (strcmp(schedule, "cosine") == 0) o.optim.schedule = QAT_SCHEDULE_COSINE;
     else if (strcmp(schedule, "constant") == 0) o.optim.schedule = QAT_SCHEDULE_CONSTANT;
     else {
