@@ -449,6 +449,7 @@ qat_status qat_buffer_create(qat_ctx *ctx, VkDeviceSize size, bool host_visible,
     if (ctx->memory_props.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)
         VK_TRY(vkMapMemory(ctx->device, out->memory, 0, VK_WHOLE_SIZE, 0, &out->mapped), "vkMapMemory");
     out->size = size;
+    out->allocated = req.size;
     ctx->device_bytes += req.size;
     if (ctx->device_bytes > ctx->peak_device_bytes) ctx->peak_device_bytes = ctx->device_bytes;
     return QAT_OK;
@@ -458,10 +459,8 @@ void qat_buffer_destroy(qat_ctx *ctx, qat_buffer *buf)
 {
     if (buf->buffer) vkDestroyBuffer(ctx->device, buf->buffer, NULL);
     if (buf->memory) {
-        VkMemoryRequirements req = { .size = 0 };
-        (void)req;
         vkFreeMemory(ctx->device, buf->memory, NULL);
-        ctx->device_bytes -= ctx->device_bytes >= buf->size ? buf->size : ctx->device_bytes;
+        ctx->device_bytes -= buf->allocated;
     }
     memset(buf, 0, sizeof *buf);
 }

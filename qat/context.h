@@ -47,6 +47,7 @@ typedef struct qat_buffer {
     VkBuffer buffer;
     VkDeviceMemory memory;
     VkDeviceSize size;
+    VkDeviceSize allocated;        /* the driver's size of the allocation */
     void *mapped;                  /* non-NULL when host-visible */
 } qat_buffer;
 

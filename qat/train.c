@@ -53,16 +53,15 @@ qat_status qat_evaluate(qat_graph *g, const qat_model *m, qat_seq *forward, cons
         st = qat_seq_run(forward);
         if (st != QAT_OK) break;
         const float *logits = qat_graph_output_slot(g, m->logits);
+        int classes = (int)qat_tensor_get(g, m->logits)->shape[1];
         for (uint32_t i = 0; i < valid; i++) {
-            const float *row = logits + (size_t)i * 10;
+            const float *row = logits + (size_t)i * classes;
             int label = set->labels[start + i];
             int best = 0;
-            double mx = row[0];
-            for (int j = 1; j < 10; j++)
+            for (int j = 1; j < classes; j++)
                 if (row[j] > row[best]) best = j;
-            for (int j = 1; j < 10; j++) mx = row[j] > mx ? row[j] : mx;
-            double s = 0;
-            for (int j = 0; j < 10; j++) s += exp((double)row[j] - mx);
+            double mx = row[best], s = 0;
+            for (int j = 0; j < classes; j++) s += exp((double)row[j] - mx);
             loss_sum += log(s) + mx - row[label];
             correct += best == label;
         }
