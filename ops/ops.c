@@ -29,4 +29,5 @@ const qat_op_def *const qat_op_defs[QAT_OP_COUNT] = {
     [QAT_OP_COL2IM] = &qat_op_col2im_def,
     [QAT_OP_CONV2D_PACK] = &qat_op_conv2d_pack_def,
     [QAT_OP_CONV2D_PAD] = &qat_op_conv2d_pad_def,
+    [QAT_OP_DROPOUT] = &qat_op_dropout_def,
 };

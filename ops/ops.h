@@ -37,6 +37,7 @@ typedef enum qat_op {
     QAT_OP_COL2IM,              /* conv2d's column gradient -> dx, as a gather */
     QAT_OP_CONV2D_PACK,         /* conv2d weights zero-padded to (O, Kp), or transposed to (Kp, Op) */
     QAT_OP_CONV2D_PAD,          /* conv2d dy rows (N*O, OH*OW) zero-padded to a multiple of 4 */
+    QAT_OP_DROPOUT,             /* y = x * keep / (1 - p), keep drawn from Philox per step; identity in eval */
     QAT_OP_COUNT
 } qat_op;
 
@@ -79,5 +80,9 @@ int qat_conv2d(struct qat_graph *g, int x, int w, int stride, int padding);
 int qat_maxpool2d(struct qat_graph *g, int x);
 int qat_reshape(struct qat_graph *g, int x, int ndim, const int64_t *shape);
 int qat_flatten(struct qat_graph *g, int x); /* (n, ...) -> (n, rest) */
+/* Dropout with probability p in [0, 1). The mask of step t is drawn from
+ * stream (salt << 32 | t) of `seed` (see ops/dropout.c), so it is the same on
+ * every device; the backward applies the same mask. */
+int qat_dropout(struct qat_graph *g, int x, float p, uint64_t seed, uint32_t salt);
 
 #endif

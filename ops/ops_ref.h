@@ -271,4 +271,13 @@ void qat_adamw_update_ref(float *param,      /* (n) */
                           size_t n, const qat_adamw_hparams *h,
                           uint64_t step /* t, starting at 1 */);
 
+/* ---- dropout (ops/dropout.c) -----------------------------------------------
+ * Element i keeps its value, scaled by 1 / (1 - p), when the 24 high bits of
+ * word i of the Philox stream (seed, stream) (qat_rng_u32_at) are at least
+ * floor(p * 2^24); otherwise it becomes 0. The backward applies the same mask
+ * and scale to dy, so it is this function applied to dy. */
+uint32_t qat_dropout_threshold(float p);
+void qat_dropout_forward_ref(float *y, const float *x, /* each (n) */
+                             size_t n, float p, uint64_t seed, uint64_t stream);
+
 #endif

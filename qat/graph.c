@@ -548,6 +548,13 @@ const void *qat_graph_output_slot(qat_graph *g, int t)
 
 float *qat_graph_scalar_slot(qat_graph *g) { return qat_graph_input_slot(g, g->scalars); }
 
+void qat_graph_set_phase(qat_graph *g, bool training, uint32_t step)
+{
+    float *s = qat_graph_scalar_slot(g);
+    s[QAT_SCALAR_TRAINING] = training ? 1.0f : 0.0f;
+    memcpy(&s[QAT_SCALAR_STEP_INDEX], &step, sizeof step);
+}
+
 qat_status qat_tensor_write(qat_graph *g, int t, const void *data)
 {
     QAT_ASSERT(g->compiled);

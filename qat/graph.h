@@ -41,6 +41,8 @@ enum {
     QAT_SCALAR_ADAM_STEP_SIZE, /* lr / (1 - beta1^t), computed in double as PyTorch does */
     QAT_SCALAR_ADAM_BC2_SQRT,  /* sqrt(1 - beta2^t), likewise */
     QAT_SCALAR_DECAY_FACTOR,   /* AdamW's 1 - lr * weight_decay, likewise */
+    QAT_SCALAR_TRAINING,       /* 1 while training (dropout active), 0 when evaluating */
+    QAT_SCALAR_STEP_INDEX,     /* the step number as uint32 bits: dropout's RNG stream */
     QAT_SCALAR_COUNT = 16
 };
 
@@ -131,6 +133,9 @@ qat_status qat_tensor_write(qat_graph *g, int t, const void *data);
 qat_status qat_tensor_read(qat_graph *g, int t, void *data);
 float *qat_graph_scalar_slot(qat_graph *g);
 uint64_t qat_graph_device_bytes(const qat_graph *g);
+/* Training (dropout drawn from the step's RNG stream) or evaluation
+ * (dropout is the identity), written into the scalars before a run. */
+void qat_graph_set_phase(qat_graph *g, bool training, uint32_t step);
 
 /* The trainable parameters in flat-buffer order and the span the optimizer
  * updates (in floats, padding included). */

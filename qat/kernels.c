@@ -26,6 +26,9 @@ static const uint32_t spv_maxpool2d[] =
 static const uint32_t spv_optim[] =
 #include "optim.spv.inc"
 ;
+static const uint32_t spv_dropout[] =
+#include "dropout.spv.inc"
+;
 
 static const struct {
     const char *name;
@@ -39,6 +42,7 @@ static const struct {
     [QAT_KERNEL_CONV2D] = { "conv2d", spv_conv2d, sizeof spv_conv2d },
     [QAT_KERNEL_MAXPOOL2D] = { "maxpool2d", spv_maxpool2d, sizeof spv_maxpool2d },
     [QAT_KERNEL_OPTIM] = { "optim", spv_optim, sizeof spv_optim },
+    [QAT_KERNEL_DROPOUT] = { "dropout", spv_dropout, sizeof spv_dropout },
 };
 _Static_assert(QAT_ARRAY_LEN(kernel_table) == QAT_KERNEL_COUNT, "every kernel needs its SPIR-V");
 

@@ -42,6 +42,7 @@ qat_status qat_evaluate(qat_graph *g, const qat_model *m, qat_seq *forward, cons
                         float std, qat_eval_result *out)
 {
     uint32_t batch = (uint32_t)m->batch;
+    qat_graph_set_phase(g, false, 0);
     uint32_t *indices = qat_xmalloc(batch * sizeof *indices);
     double loss_sum = 0;
     uint32_t correct = 0;
@@ -201,6 +202,7 @@ static qat_status train_loop(const qat_train_options *o, qat_train_result *r, ru
         for (uint32_t k = 0; k < steps_per_epoch && st == QAT_OK; k++, step++) {
             fill_batch(s->g, &m, &s->data.train, order + (size_t)k * o->batch, mean, std);
             qat_optim_set_step(s->g, &optim, step);
+            qat_graph_set_phase(s->g, true, (uint32_t)step);
             st = qat_seq_run(s->train);
             if (st != QAT_OK) break;
             float loss = *(const float *)qat_graph_output_slot(s->g, m.loss);

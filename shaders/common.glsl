@@ -8,6 +8,8 @@ layout(std430, set = 0, binding = 7) readonly buffer Scalars { float scalars[]; 
 #define SCALAR_ADAM_STEP_SIZE 1
 #define SCALAR_ADAM_BC2_SQRT 2
 #define SCALAR_DECAY_FACTOR 3
+#define SCALAR_TRAINING 4
+#define SCALAR_STEP_INDEX 5 // uint bits: floatBitsToUint(scalars[SCALAR_STEP_INDEX])
 
 // Linear workgroup index over a 2-d grid, for dispatches wider than the
 // 65535-group limit of one dimension.

@@ -546,3 +546,55 @@ Test(ops_vk, reshape_is_a_view_and_passes_gradients_through)
     case_end(&c);
     test_gpu_done(ctx);
 }
+
+/* ---- dropout ------------------------------------------------------------------ */
+
+Test(ops_vk, dropout_draws_the_reference_mask_per_step_and_is_identity_in_eval)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    op_case c;
+    case_begin(&c, ctx, 1000);
+    int64_t n = 1001; /* not a whole number of Philox blocks */
+    const float p = 0.3f;
+    const uint64_t seed = 0x123456789abcdefull;
+    const uint32_t salt = 7;
+    int x = case_param(&c, "x", 1, &n, -2, 2);
+    int y = qat_dropout(c.g, x, p, seed, salt);
+    c.r = malloc((size_t)n * sizeof(float));
+    test_fill(&c.rng, c.r, (size_t)n, -1, 1);
+    int r = qat_const(c.g, "r", 1, &n, c.r);
+    qat_graph_mark_output(c.g, y);
+    qat_graph_backward(c.g, qat_sum(c.g, qat_mul(c.g, y, r), -1));
+    cr_assert_eq(qat_graph_compile(c.g), QAT_OK, "%s", qat_error_message());
+    cr_assert_eq(qat_tensor_write(c.g, x, c.in_data[0]), QAT_OK);
+    qat_seq *seq;
+    cr_assert_eq(qat_seq_create(c.g, 0, qat_graph_node_count(c.g), &seq), QAT_OK);
+    float want[1001], dx[1001], first[1001];
+    for (uint32_t step = 5; step <= 6; step++) {
+        qat_graph_set_phase(c.g, true, step);
+        cr_assert_eq(qat_seq_run(seq), QAT_OK);
+        uint64_t stream = (uint64_t)salt << 32 | step;
+        qat_dropout_forward_ref(want, c.in_data[0], (size_t)n, p, seed, stream);
+        qat_dropout_forward_ref(dx, c.r, (size_t)n, p, seed, stream);
+        const float *got = qat_graph_output_slot(c.g, y);
+        expect_close("dropout forward", got, want, (size_t)n, 0);
+        float *gx = case_grad(&c, 0);
+        expect_close("dropout backward", gx, dx, (size_t)n, 0);
+        free(gx);
+        int dropped = 0, changed = 0;
+        for (int i = 0; i < n; i++) {
+            dropped += got[i] == 0.0f;
+            if (step == 5) first[i] = got[i];
+            else changed += (got[i] == 0.0f) != (first[i] == 0.0f);
+        }
+        /* Binomial(1001, 0.3): mean 300, sd 14.5; 5 sd either way. */
+        cr_expect(dropped > 227 && dropped < 373, "step %u dropped %d of 1001 at p = 0.3", step, dropped);
+        if (step == 6) cr_expect(changed > 100, "the mask did not change between steps (%d changes)", changed);
+    }
+    qat_graph_set_phase(c.g, false, 0);
+    cr_assert_eq(qat_seq_run(seq), QAT_OK);
+    expect_close("dropout in evaluation", qat_graph_output_slot(c.g, y), c.in_data[0], (size_t)n, 0);
+    qat_seq_free(seq);
+    case_end(&c);
+    test_gpu_done(ctx);
+}
