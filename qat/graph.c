@@ -335,6 +335,82 @@ static int resolve_view(const qat_graph *g, int id)
     return id;
 }
 
+/* Places the activations in the arena by liveness: a tensor occupies its
+ * range from the node that produces it to the last node that reads it (or
+ * through the end for outputs and for results nobody reads, which the host
+ * may still fetch), and later tensors reuse freed ranges, first fit. The
+ * node order is the recording order of every sequence (sequences are
+ * ranges of it), so the plan holds for each. Reuse only adds write-after-read
+ * hazards, which the recorder's barriers already cover. */
+typedef struct live_range {
+    uint64_t begin, end;
+} live_range;
+
+static void plan_activations(qat_graph *g, uint64_t *arena_end)
+{
+    int nt = g->ntensors, nn = g->nnodes;
+    int *first = qat_xmalloc((size_t)nt * sizeof *first), *last = qat_xmalloc((size_t)nt * sizeof *last);
+    for (int t = 0; t < nt; t++) first[t] = last[t] = -1;
+    for (int i = 0; i < nn; i++) {
+        const qat_node *n = &g->nodes[i];
+        for (int k = 0; k < n->nin; k++) {
+            int b = resolve_view(g, n->in[k]);
+            if (last[b] < i) last[b] = i;
+        }
+        if (n->out >= 0) {
+            int b = resolve_view(g, n->out);
+            if (first[b] < 0) first[b] = i;
+            if (last[b] < i) last[b] = i;
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        int b = resolve_view(g, t);
+        if (g->tensors[t].output) last[b] = nn;
+    }
+    for (int t = 0; t < nt; t++) {
+        if (g->tensors[t].storage != QAT_STORE_ACT) continue;
+        if (first[t] < 0) first[t] = 0, last[t] = nn; /* never produced: keep it whole */
+        if (last[t] == first[t]) last[t] = nn;          /* a result nobody reads */
+    }
+    live_range *live = qat_xmalloc((size_t)nt * sizeof *live);
+    int *owner = qat_xmalloc((size_t)nt * sizeof *owner);
+    int nlive = 0;
+    uint64_t end = *arena_end;
+    for (int i = 0; i <= nn; i++) {
+        for (int t = 0; t < nt; t++) {
+            qat_tensor *tt = &g->tensors[t];
+            if (tt->storage != QAT_STORE_ACT || first[t] != i) continue;
+            uint64_t need = align_up(tt->bytes ? tt->bytes : 1, QAT_BUFFER_ALIGN);
+            /* Lowest gap between live ranges (sorted by offset) that fits;
+             * the persistent tensors below *arena_end come first. */
+            uint64_t at = *arena_end;
+            int pos = 0;
+            for (; pos < nlive; pos++) {
+                if (live[pos].begin >= at + need) break;
+                if (live[pos].end > at) at = live[pos].end;
+            }
+            memmove(live + pos + 1, live + pos, (size_t)(nlive - pos) * sizeof *live);
+            memmove(owner + pos + 1, owner + pos, (size_t)(nlive - pos) * sizeof *owner);
+            live[pos] = (live_range){ at, at + need };
+            owner[pos] = t;
+            nlive++;
+            tt->offset = at;
+            if (at + need > end) end = at + need;
+        }
+        for (int k = 0; k < nlive;) {
+            if (last[owner[k]] == i) {
+                memmove(live + k, live + k + 1, (size_t)(nlive - k - 1) * sizeof *live);
+                memmove(owner + k, owner + k + 1, (size_t)(nlive - k - 1) * sizeof *owner);
+                nlive--;
+            } else {
+                k++;
+            }
+        }
+    }
+    *arena_end = end;
+    free(first), free(last), free(live), free(owner);
+}
+
 static void plan_memory(qat_graph *g, uint64_t sizes[QAT_BUF_COUNT], uint64_t *host_bytes)
 {
     memset(sizes, 0, sizeof(uint64_t) * QAT_BUF_COUNT);
@@ -380,6 +456,8 @@ static void plan_memory(qat_graph *g, uint64_t sizes[QAT_BUF_COUNT], uint64_t *h
             sizes[QAT_BUF_OPT] = align_up(t->offset + t->bytes, QAT_BUFFER_ALIGN);
             break;
         case QAT_STORE_ACT:
+            t->buffer = QAT_BUF_ACT; /* offset from plan_activations below */
+            break;
         case QAT_STORE_INPUT:
         case QAT_STORE_CONST:
             t->buffer = QAT_BUF_ACT;
@@ -394,6 +472,7 @@ static void plan_memory(qat_graph *g, uint64_t sizes[QAT_BUF_COUNT], uint64_t *h
             *host_bytes = align_up(*host_bytes + t->bytes, QAT_BUFFER_ALIGN);
         }
     }
+    plan_activations(g, &sizes[QAT_BUF_ACT]);
     for (int i = 0; i < g->ntensors; i++) {
         qat_tensor *t = &g->tensors[i];
         if (t->storage != QAT_STORE_VIEW) continue;

@@ -125,8 +125,10 @@ int qat_graph_backward(qat_graph *g, int loss);
 qat_status qat_graph_compile(qat_graph *g);
 
 /* Host access (compiled graphs). Inputs: write into the slot before a run.
- * Outputs: read after a run. Any tensor: synchronous read/write through the
- * staging path (parameters, checkpoints, tests). */
+ * Outputs: read after a run. Synchronous read/write through the staging path
+ * of parameters, gradients, inputs, outputs and results no node reads;
+ * other activations share arena memory planned by liveness, so after a run
+ * they may hold a later tensor's values. */
 void *qat_graph_input_slot(qat_graph *g, int t);
 const void *qat_graph_output_slot(qat_graph *g, int t);
 qat_status qat_tensor_write(qat_graph *g, int t, const void *data);
