@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bench/cpu_ref.h"
+#include "ops/ops_ref.h"
 
 void cpu_params_init(cpu_params *p, int count, const int64_t *numel, float *const *init)
 {
@@ -35,24 +36,8 @@ void cpu_params_free(cpu_params *p)
 
 void cpu_adamw(cpu_params *p, const qat_optim_config *c, int step)
 {
-    /* The per-step scalars are computed in double and rounded once, as
-     * qat_optim_set_step does for the shader. */
-    double lr = qat_lr_at(c, step);
-    int t = step + 1;
-    float step_size = (float)(lr / (1.0 - pow((double)c->beta1, t)));
-    float bc2_sqrt = (float)sqrt(1.0 - pow((double)c->beta2, t));
-    float decay = (float)(1.0 - lr * (double)c->weight_decay);
-    float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
-    for (size_t i = 0; i < p->total; i++) {
-        float param = p->flat[i] * decay;
-        float grad = p->flat_grad[i];
-        float m1 = b1 * p->m[i] + (1.0f - b1) * grad;
-        float v1 = b2 * p->v[i] + (1.0f - b2) * grad * grad;
-        p->m[i] = m1;
-        p->v[i] = v1;
-        float denom = sqrtf(v1) / bc2_sqrt + eps;
-        p->flat[i] = param + (-step_size) * (m1 / denom);
-    }
+    qat_adamw_hparams h = { qat_lr_at(c, step), c->beta1, c->beta2, c->eps, c->weight_decay };
+    qat_adamw_update_ref(p->flat, p->flat_grad, p->m, p->v, p->total, &h, (uint64_t)step + 1);
 }
 
 void cpu_linear(const float *x, const float *w, const float *b, float *y, int batch, int in, int out, bool relu)

@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "ops/ops_ref.h"
+
 qat_optim_config qat_optim_defaults(qat_optim_kind kind, double lr)
 {
     qat_optim_config c = {
@@ -63,11 +65,13 @@ void qat_optim_set_step(qat_graph *g, const qat_optim_config *cfg, int step)
 {
     float *s = qat_graph_scalar_slot(g);
     double lr = qat_lr_at(cfg, step);
-    int t = step + 1;
-    /* PyTorch computes these in double on the host and hands the kernels the
-     * rounded values; doing the same keeps updates within an ulp of it. */
     s[QAT_SCALAR_LR] = (float)lr;
-    s[QAT_SCALAR_ADAM_STEP_SIZE] = (float)(lr / (1.0 - pow(cfg->beta1, t)));
-    s[QAT_SCALAR_ADAM_BC2_SQRT] = (float)sqrt(1.0 - pow(cfg->beta2, t));
-    s[QAT_SCALAR_DECAY_FACTOR] = (float)(1.0 - lr * cfg->weight_decay);
+    /* AdamW's per-step scalars come from the function its CPU reference uses
+     * (rounded from double, as PyTorch does), so shader and reference see
+     * the same values. */
+    qat_adamw_hparams h = { lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay };
+    qat_adamw_step_scalars a = qat_adamw_scalars(&h, (uint64_t)step + 1);
+    s[QAT_SCALAR_ADAM_STEP_SIZE] = -a.neg_step_size;
+    s[QAT_SCALAR_ADAM_BC2_SQRT] = a.bias_c2_sqrt;
+    s[QAT_SCALAR_DECAY_FACTOR] = a.decay;
 }
