@@ -30,4 +30,7 @@ const qat_op_def *const qat_op_defs[QAT_OP_COUNT] = {
     [QAT_OP_CONV2D_PACK] = &qat_op_conv2d_pack_def,
     [QAT_OP_CONV2D_PAD] = &qat_op_conv2d_pad_def,
     [QAT_OP_DROPOUT] = &qat_op_dropout_def,
+    [QAT_OP_FAKE_QUANT] = &qat_op_fake_quant_def,
+    [QAT_OP_FAKE_QUANT_BACK] = &qat_op_fake_quant_back_def,
+    [QAT_OP_FAKE_QUANT_BACK_SCALE] = &qat_op_fake_quant_back_scale_def,
 };

@@ -38,6 +38,9 @@ typedef enum qat_op {
     QAT_OP_CONV2D_PACK,         /* conv2d weights zero-padded to (O, Kp), or transposed to (Kp, Op) */
     QAT_OP_CONV2D_PAD,          /* conv2d dy rows (N*O, OH*OW) zero-padded to a multiple of 4 */
     QAT_OP_DROPOUT,             /* y = x * keep / (1 - p), keep drawn from Philox per step; identity in eval */
+    QAT_OP_FAKE_QUANT,          /* y = (clamp(roundEven(x * (1/s)) + z, qmin, qmax) - z) * s */
+    QAT_OP_FAKE_QUANT_BACK,     /* dx under the node's gradient estimator */
+    QAT_OP_FAKE_QUANT_BACK_SCALE, /* d scale (LSQ) or d alpha (PACT): one fixed-order sum per scale */
     QAT_OP_COUNT
 } qat_op;
 
@@ -84,5 +87,56 @@ int qat_flatten(struct qat_graph *g, int x); /* (n, ...) -> (n, rest) */
  * stream (salt << 32 | t) of `seed` (see ops/dropout.c), so it is the same on
  * every device; the backward applies the same mask. */
 int qat_dropout(struct qat_graph *g, int x, float p, uint64_t seed, uint32_t salt);
+
+/* ---- fake quantization (ops/fake_quant.c, ops/fake_quant_vk.c) -------------
+ * Which scale (and zero point) element x[i] uses, for a tensor of n elements:
+ *   group == 0: (i / inner) % channels   per tensor: inner = n, channels = 1;
+ *                                        per channel along an axis: inner = the
+ *                                        product of the dimensions after it
+ *   group  > 0: (i / row) * ceil(row / group) + (i % row) / group
+ *               groups of `group` consecutive elements within each row of
+ *               `row` elements (the last group of a row may be short) */
+typedef struct qat_fq_layout {
+    int64_t inner, channels, row, group;
+} qat_fq_layout;
+
+qat_fq_layout qat_fq_per_tensor(int64_t numel);
+/* Axis 0 of a tensor whose dimensions after it hold `inner` elements; any
+ * other axis too, since the index wraps modulo `channels`: axis 1 of
+ * (N, C, H, W) is qat_fq_per_channel(C, H * W). */
+qat_fq_layout qat_fq_per_channel(int64_t channels, int64_t inner);
+qat_fq_layout qat_fq_per_group(int64_t row, int64_t group);
+int64_t qat_fq_scale_count(const qat_fq_layout *layout, int64_t numel);
+int64_t qat_fq_scale_index(const qat_fq_layout *layout, int64_t i);
+
+typedef enum qat_fq_estimator {
+    /* dx = dy where qmin <= zero_point + roundEven(x * (1/s)) <= qmax, taken
+     * before the clamp, else 0 (PyTorch's fake_quantize backward). */
+    QAT_FQ_STE_CLIPPED,
+    QAT_FQ_STE,   /* dx = dy everywhere */
+    /* Clipped dx, and the learned step size (Esser et al.): per element
+     * dy * (y - x) / s inside the range, dy * (qmin - z) below, dy * (qmax - z)
+     * above, summed per scale element, times grad_scale. */
+    QAT_FQ_LSQ,
+    /* PACT: the `scale` input holds alpha (the clip); x is clipped to
+     * [0, alpha] and quantized with s = alpha / qmax, z = 0 (zero_point is not
+     * read). dx = dy where 0 <= x < alpha; d alpha = dy where x >= alpha,
+     * summed per scale element. */
+    QAT_FQ_PACT,
+    QAT_FQ_ESTIMATOR_COUNT
+} qat_fq_estimator;
+
+typedef struct qat_fq_params {
+    int32_t qmin, qmax;          /* the code range, e.g. 0 and 2^bits - 1 */
+    qat_fq_layout layout;
+    qat_fq_estimator estimator;
+    float grad_scale;            /* LSQ: usually 1 / sqrt(numel * Qp); ignored otherwise */
+} qat_fq_params;
+
+/* scale: F32 tensor of qat_fq_scale_count elements (alpha for PACT);
+ * zero_point: F32 tensor of integral values, same count (-1 for PACT). The
+ * scale gets a gradient (LSQ, PACT) when it is a trainable parameter; the zero
+ * point never does. */
+int qat_fake_quant(struct qat_graph *g, int x, int scale, int zero_point, const qat_fq_params *p);
 
 #endif

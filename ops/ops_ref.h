@@ -280,4 +280,27 @@ uint32_t qat_dropout_threshold(float p);
 void qat_dropout_forward_ref(float *y, const float *x, /* each (n) */
                              size_t n, float p, uint64_t seed, uint64_t stream);
 
+/* ---- fake quantization (ops/fake_quant.c) ---------------------------------
+ * Forward, for element i with s = scale[k], z = zero_point[k] and
+ * k = qat_fq_scale_index(layout, i):
+ *   inv = 1.0f / s;  qf = z + roundEven(x * inv);  q = clamp(qf, qmin, qmax);
+ *   y = (q - z) * s
+ * (the float32 reciprocal, the zero point added after rounding: PyTorch's
+ * fake_quantize_per_tensor_affine / _per_channel_affine bit for bit). For
+ * QAT_FQ_PACT, s = alpha / qmax, z = 0, and x is first clamped to [0, alpha].
+ * Backward: see qat_fq_estimator in ops/ops.h. dscale (scale count elements)
+ * is overwritten with, for each k, the sum over the elements i of group k in
+ * ascending i of their contributions, times grad_scale for LSQ; dscale NULL
+ * skips it (it is also left alone for the STE estimators). zero_point is not
+ * read for PACT and may be NULL there. */
+struct qat_fq_params;
+void qat_fake_quant_forward_ref(float *y, const float *x, /* each (n) */
+                                size_t n, const float *scale, const float *zero_point,
+                                const struct qat_fq_params *p);
+void qat_fake_quant_backward_ref(float *dx,       /* (n) or NULL */
+                                 float *dscale,   /* (scale count) or NULL */
+                                 const float *dy, const float *x, /* each (n) */
+                                 size_t n, const float *scale, const float *zero_point,
+                                 const struct qat_fq_params *p);
+
 #endif

@@ -29,6 +29,9 @@ static const uint32_t spv_optim[] =
 static const uint32_t spv_dropout[] =
 #include "dropout.spv.inc"
 ;
+static const uint32_t spv_fake_quant[] =
+#include "fake_quant.spv.inc"
+;
 
 static const struct {
     const char *name;
@@ -43,6 +46,7 @@ static const struct {
     [QAT_KERNEL_MAXPOOL2D] = { "maxpool2d", spv_maxpool2d, sizeof spv_maxpool2d },
     [QAT_KERNEL_OPTIM] = { "optim", spv_optim, sizeof spv_optim },
     [QAT_KERNEL_DROPOUT] = { "dropout", spv_dropout, sizeof spv_dropout },
+    [QAT_KERNEL_FAKE_QUANT] = { "fake_quant", spv_fake_quant, sizeof spv_fake_quant },
 };
 _Static_assert(QAT_ARRAY_LEN(kernel_table) == QAT_KERNEL_COUNT, "every kernel needs its SPIR-V");
 

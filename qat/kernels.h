@@ -19,6 +19,7 @@ typedef enum qat_kernel {
     QAT_KERNEL_MAXPOOL2D,
     QAT_KERNEL_OPTIM,
     QAT_KERNEL_DROPOUT,
+    QAT_KERNEL_FAKE_QUANT,
     QAT_KERNEL_COUNT
 } qat_kernel;
 

@@ -9,6 +9,7 @@
 #include "qat/fileio.h"
 #include "qat/json.h"
 #include "qat/progress.h"
+#include "qat/qmodel.h"
 #include "qat/rng.h"
 #include "qat/version.h"
 
@@ -260,23 +261,15 @@ qat_status qat_train_run(const qat_train_options *o, qat_train_result *r)
 
 qat_status qat_eval_checkpoint(const char *path, const char *data_dir, const char *device, qat_eval_result *out)
 {
-    qat_checkpoint ck;
-    QAT_TRY(qat_checkpoint_open(path, &ck));
+    qat_qmodel qm;
+    QAT_TRY(qat_qmodel_load(path, &qm));
     run_state s = { 0 };
     qat_status st = qat_fashion_mnist_load(data_dir, 0, &s.data);
     s.data_loaded = st == QAT_OK;
     if (st == QAT_OK) st = qat_ctx_init(device, &s.ctx);
-    qat_model m;
-    if (st == QAT_OK) {
-        s.g = qat_graph_create(s.ctx);
-        /* 500 divides the 10,000 test images, so no batch is padded. */
-        qat_model_build(s.g, ck.model, 500, false, &m);
-        st = qat_graph_compile(s.g);
-    }
-    if (st == QAT_OK) st = qat_checkpoint_apply(&ck, s.g, &m);
-    if (st == QAT_OK) st = qat_seq_create(s.g, 0, qat_graph_node_count(s.g), &s.forward);
-    if (st == QAT_OK) st = qat_evaluate(s.g, &m, s.forward, &s.data.test, ck.input_mean, ck.input_std, out);
+    /* 500 divides the 10,000 test images, so no batch is padded. */
+    if (st == QAT_OK) st = qat_qmodel_evaluate(&qm, s.ctx, &s.data.test, 500, out);
     run_state_free(&s);
-    qat_checkpoint_close(&ck);
+    qat_qmodel_free(&qm);
     return st;
 }

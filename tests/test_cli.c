@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "qat/fileio.h"
+#include "qat/qmodel.h"
 #include "tests/test_util.h"
 
 typedef struct result {
@@ -85,7 +86,7 @@ static void expect_error(const char *const *args, int code, const char *needle1,
 
 Test(cli, every_subcommand_has_help)
 {
-    const char *cmds[] = { "train", "eval", "devices", "bench" };
+    const char *cmds[] = { "train", "eval", "devices", "bench", "ptq", "qat" };
     for (size_t i = 0; i < QAT_ARRAY_LEN(cmds); i++) {
         if (strcmp(cmds[i], "bench") == 0) {
             char bench[PATH_MAX + 32];
@@ -245,5 +246,145 @@ Test(cli, same_seed_gives_bit_identical_runs, .timeout = 600)
     cr_expect(test_acc > 0.5 && fabs(test_acc - eval_acc) < 1e-4, "summary test_acc %f, qat eval %f", test_acc,
               eval_acc);
     free(summary);
+    test_rmtree(dir);
+}
+
+Test(cli, bad_quantization_flags_name_the_flag)
+{
+    const char *base[] = { "--ckpt", "/tmp/none.safetensors", "--out", "/tmp/qat-cli-q" };
+#define Q(cmd, ...) (const char *[]){ cmd, base[0], base[1], base[2], base[3], __VA_ARGS__, NULL }
+    expect_error(Q("ptq", "--wbits", "9", "--abits", "8"), 2, "--wbits", "'9'");
+    expect_error(Q("ptq", "--wbits", "4", "--abits", "1"), 2, "--abits", "'1'");
+    expect_error(Q("ptq", "--wbits", "4", "--abits", "8", "--granularity", "group:0"), 2, "--granularity",
+                 "'group:0'");
+    expect_error(Q("ptq", "--wbits", "4", "--abits", "8", "--granularity", "row"), 2, "--granularity", "'row'");
+    expect_error(Q("ptq", "--wbits", "4", "--abits", "8", "--method", "awq"), 2, "--method", "'awq'");
+    expect_error(Q("ptq", "--wbits", "4", "--abits", "8", "--observer", "kl"), 2, "--observer", "'kl'");
+    expect_error(Q("ptq", "--wbits", "4", "--abits", "8", "--calib", "0"), 2, "--calib", NULL);
+    expect_error(Q("ptq", "--wbits", "4", "--abits", "8", "--weight-scheme", "odd"), 2, "--weight-scheme", "'odd'");
+    expect_error(Q("ptq", "--wbits", "4", "--abits", "8", "--epochs", "3"), 2, "'--epochs' belongs to 'qat qat'",
+                 NULL);
+    expect_error(Q("qat", "--wbits", "4", "--abits", "8", "--method", "gptq"), 2, "'--method' belongs to 'qat ptq'",
+                 NULL);
+    expect_error(Q("qat", "--wbits", "4", "--abits", "8", "--quantizer", "dorefa"), 2, "--quantizer", "'dorefa'");
+    expect_error(Q("qat", "--wbits", "4", "--abits", "8", "--lr", "0"), 2, "--lr", NULL);
+    expect_error(Q("ptq", "--wbits", "4"), 2, "--abits is required", NULL);
+    expect_error((const char *[]){ "qat", "--wbits", "4", "--abits", "4", "--out", "/tmp/x", NULL }, 2,
+                 "--ckpt is required", NULL);
+    expect_error(Q("ptq", "--wbits", "4", "--abits", "8"), 1, "/tmp/none.safetensors", NULL);
+#undef Q
+}
+
+static bool have_data_and_device(void)
+{
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0 &&
+        !getenv("QAT_FASHION_MNIST_DIR"))
+        return false;
+    qat_device_info *devs;
+    int count, chosen;
+    qat_status st = qat_devices_list(NULL, &devs, &count, &chosen);
+    free(devs);
+    return st == QAT_OK;
+}
+
+/* A random FP32 mlp checkpoint: quantization runs on it as on a trained one. */
+static void write_random_mlp(const char *path)
+{
+    qat_qmodel qm;
+    memset(&qm, 0, sizeof qm);
+    qm.kind = QAT_MODEL_MLP;
+    qm.input_mean = 0.286f;
+    qm.input_std = 0.353f;
+    qm.nlayers = 3;
+    qm.nparams = 6;
+    test_rng rng = { 99 };
+    for (int i = 0; i < 3; i++) {
+        const qat_layer_info *info = qat_model_layer_info(QAT_MODEL_MLP, i);
+        qm.numel[2 * i] = info->rows * info->cols;
+        qm.numel[2 * i + 1] = info->rows;
+        for (int k = 0; k < 2; k++) {
+            qm.values[2 * i + k] = malloc((size_t)qm.numel[2 * i + k] * sizeof(float));
+            test_fill(&rng, qm.values[2 * i + k], (size_t)qm.numel[2 * i + k], -0.1f, 0.1f);
+        }
+    }
+    cr_assert_eq(qat_qmodel_save(&qm, path, NULL), QAT_OK, "%s", qat_error_message());
+    qat_qmodel_free(&qm);
+}
+
+static double json_number(const char *json, const char *key)
+{
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\": ", key);
+    const char *p = strstr(json, pattern);
+    cr_assert_not_null(p, "summary lacks %s", key);
+    return strtod(p + strlen(pattern), NULL);
+}
+
+/* PTQ and QAT end to end on a small budget: the outputs exist, the summary's
+ * model_bytes is the checkpoint's data size, `qat eval` reproduces the
+ * summary's accuracy, and a bad bit map is refused naming its line. */
+Test(cli, ptq_and_qat_write_checkpoints_that_eval_reproduces, .timeout = 600)
+{
+    if (!have_data_and_device()) cr_skip_test("needs Fashion-MNIST and a Vulkan device");
+    char dir[] = "/tmp/qat-quant-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char ckpt[128], map[128], out[128], path[256];
+    snprintf(ckpt, sizeof ckpt, "%s/fp32.safetensors", dir);
+    write_random_mlp(ckpt);
+    snprintf(map, sizeof map, "%s/bits.map", dir);
+    const char bad_map[] = "fc1 4 8\nfc4 4 8\n";
+    cr_assert_eq(qat_file_write_atomic(map, bad_map, strlen(bad_map)), QAT_OK);
+    snprintf(out, sizeof out, "%s/bad", dir);
+    expect_error((const char *[]){ "ptq", "--ckpt", ckpt, "--wbits", "4", "--abits", "8", "--bits-map", map,
+                                   "--out", out, "--quiet", NULL },
+                 1, "bits.map:2:", "unknown layer 'fc4'");
+
+    const char good_map[] = "fc2 3 fp32 group:32\n";
+    cr_assert_eq(qat_file_write_atomic(map, good_map, strlen(good_map)), QAT_OK);
+    const char *runs[2][32] = {
+        { "ptq", "--ckpt", ckpt, "--wbits", "4", "--abits", "8", "--method", "gptq", "--calib", "2", "--val", "500",
+          "--bits-map", map, "--observer", "percentile", "--quiet", "--out", NULL },
+        { "qat", "--ckpt", ckpt, "--wbits", "4", "--abits", "4", "--epochs", "1", "--train-limit", "512", "--calib",
+          "2", "--val", "500", "--quiet", "--out", NULL },
+    };
+    for (int k = 0; k < 2; k++) {
+        snprintf(out, sizeof out, "%s/%s", dir, runs[k][0]);
+        const char **args = runs[k];
+        int n = 0;
+        while (args[n]) n++;
+        args[n] = out;
+        result r;
+        run_qat(&r, args);
+        cr_assert_eq(r.status, 0, "qat %s failed: %s", args[0], r.err);
+        cr_expect(!strstr(r.err, "validation"), "Vulkan validation messages: %s", r.err);
+        size_t size;
+        snprintf(path, sizeof path, "%s/summary.json", out);
+        char *summary = read_file(path, &size);
+        snprintf(path, sizeof path, "%s/model.safetensors", out);
+        struct stat sb;
+        cr_assert_eq(stat(path, &sb), 0);
+        double model_bytes = json_number(summary, "model_bytes"), file_bytes = json_number(summary, "file_bytes");
+        cr_expect_eq(file_bytes, (double)sb.st_size);
+        cr_expect(model_bytes < file_bytes && file_bytes - model_bytes < 4096,
+                  "model_bytes %.0f vs file %.0f: the difference is the header", model_bytes, file_bytes);
+        double fp32_bytes = json_number(summary, "fp32_bytes");
+        cr_expect(model_bytes < fp32_bytes / 3, "4-bit model %.0f bytes vs fp32 %.0f", model_bytes, fp32_bytes);
+        const char *eval[] = { "eval", "--ckpt", path, NULL };
+        run_qat(&r, eval);
+        cr_expect_eq(r.status, 0, "qat eval failed: %s", r.err);
+        double eval_acc = strtod(strstr(r.out, "test_acc ") + 9, NULL);
+        double test_acc = json_number(summary, "test_acc");
+        cr_expect(fabs(test_acc - eval_acc) < 1e-4, "%s: summary test_acc %f, qat eval %f", args[0], test_acc,
+                  eval_acc);
+        free(summary);
+        snprintf(path, sizeof path, "%s/layers.csv", out);
+        char *layers = read_file(path, &size);
+        if (k == 0) cr_expect(strstr(layers, "fc2,3,32,group:32,symmetric,"), "bit map not applied: %s", layers);
+        free(layers);
+        if (k == 1) {
+            snprintf(path, sizeof path, "%s/metrics.csv", out);
+            cr_expect_eq(access(path, R_OK), 0, "QAT writes metrics.csv");
+        }
+    }
     test_rmtree(dir);
 }

@@ -20,5 +20,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_ptq(int argc, char **argv);
+int cmd_qat(int argc, char **argv);
 
 #endif

@@ -10,7 +10,9 @@ static const struct {
     const char *summary;
 } commands[] = {
     { "train", cmd_train, "train a model on Fashion-MNIST and write a checkpoint" },
-    { "eval", cmd_eval, "print the test accuracy of a checkpoint" },
+    { "eval", cmd_eval, "print the test accuracy of a checkpoint (FP32 or quantized)" },
+    { "ptq", cmd_ptq, "post-training quantization of a checkpoint (round-to-nearest or GPTQ)" },
+    { "qat", cmd_qat, "quantization-aware fine-tuning of a checkpoint (STE, LSQ or PACT)" },
     { "devices", cmd_devices, "list the Vulkan devices and mark the one qat would use" },
     { "bench", cmd_bench, "measure matmul GFLOP/s and training throughput against references" },
 };

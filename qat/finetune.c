@@ -1,0 +1,231 @@
+/* Quantization-aware fine-tuning: the FP32 checkpoint with fake quantization
+ * on every quantized weight and layer input, scales initialised as PTQ's
+ * round-to-nearest sets them, trained through the record-once engine.
+ *   ste   fixed scales, clipped straight-through gradients
+ *   lsq   learned step sizes for weights and inputs (Esser et al. 2020)
+ *   pact  learned clip for inputs that come out of a ReLU; fixed weight
+ *         scales (and a fixed grid for the signed network input) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qat/fileio.h"
+#include "qat/progress.h"
+#include "qat/quantize_common.h"
+#include "qat/rng.h"
+
+/* The streams of qat/train.c's shuffles, so a QAT run shuffles as training
+ * with the same seed would. */
+enum { RNG_STREAM_SHUFFLE = 1 << 20 };
+
+/* LSQ's positive code count: how many steps above the zero point. */
+static int32_t lsq_qp(int bits, int32_t zero_point)
+{
+    int32_t qp = qat_qmax(bits) - zero_point;
+    return qp > 0 ? qp : 1;
+}
+
+static void build_quant(const quant_run *run, int batch, qat_model_quant *q)
+{
+    const qat_quantize_options *o = run->o;
+    memset(q, 0, sizeof *q);
+    for (int i = 0; i < run->qc.nlayers; i++) {
+        const qat_layer_info *info = qat_model_layer_info(run->qm.kind, i);
+        const qat_qlayer *l = &run->qm.layers[i];
+        if (l->abits) {
+            int64_t numel = (int64_t)batch * (info->conv ? info->in_channels * info->in_height * info->in_width
+                                                         : info->cols);
+            qat_fq_estimator est = QAT_FQ_STE_CLIPPED;
+            if (o->quantizer == QAT_QUANTIZER_LSQ) est = QAT_FQ_LSQ;
+            if (o->quantizer == QAT_QUANTIZER_PACT && info->input_nonnegative && !l->a_symmetric) est = QAT_FQ_PACT;
+            q->input[i].enabled = true;
+            q->input[i].params = qat_act_fq_params(l->abits, numel, est);
+            q->input[i].trainable_scale = est != QAT_FQ_STE_CLIPPED;
+            q->input[i].params.grad_scale = (float)(1.0 / sqrt((double)numel * lsq_qp(l->abits, l->a_zero_point)));
+        }
+        if (l->wbits) {
+            int64_t numel = info->rows * info->cols;
+            bool lsq = o->quantizer == QAT_QUANTIZER_LSQ;
+            q->weight[i].enabled = true;
+            q->weight[i].params = (qat_fq_params){
+                .qmin = 0,
+                .qmax = qat_qmax(l->wbits),
+                .layout = qat_qscheme_layout(&l->wscheme, info->rows, info->cols),
+                .estimator = lsq ? QAT_FQ_LSQ : QAT_FQ_STE_CLIPPED,
+                .grad_scale = (float)(1.0 / sqrt((double)numel *
+                                                 lsq_qp(l->wbits, l->wscheme.symmetric ? 1 << (l->wbits - 1) : 0))),
+            };
+            q->weight[i].trainable_scale = lsq;
+        }
+    }
+}
+
+/* FP32 weights, initial weight scales, and initial input scales (PACT: the
+ * clip alpha = scale * qmax, the calibrated upper end of the range). */
+static qat_status write_initial(const quant_run *run, qat_graph *g, const qat_model *m, const qat_model_quant *q)
+{
+    for (int i = 0; i < run->fp32.nparams; i++) QAT_TRY(qat_tensor_write(g, m->params[i], run->fp32.values[i]));
+    for (int i = 0; i < run->qc.nlayers; i++) {
+        const qat_qlayer *l = &run->qm.layers[i];
+        const qat_model_layer *ml = &m->layers[i];
+        if (ml->in_scale >= 0) {
+            bool pact = q->input[i].params.estimator == QAT_FQ_PACT;
+            float scale = pact ? l->a_scale * (float)qat_qmax(l->abits) : l->a_scale;
+            float zp = (float)l->a_zero_point;
+            QAT_TRY(qat_tensor_write(g, ml->in_scale, &scale));
+            QAT_TRY(qat_tensor_write(g, ml->in_zero_point, &zp));
+        }
+        if (ml->w_scale >= 0) {
+            float *zp = qat_xmalloc((size_t)l->nscales * sizeof *zp);
+            for (int64_t k = 0; k < l->nscales; k++) zp[k] = (float)l->w_zero_point[k];
+            qat_status st = qat_tensor_write(g, ml->w_scale, l->w_scale);
+            if (st == QAT_OK) st = qat_tensor_write(g, ml->w_zero_point, zp);
+            free(zp);
+            QAT_TRY(st);
+        }
+    }
+    return QAT_OK;
+}
+
+/* The trained weights become codes under the trained scales, the same
+ * arithmetic the fake quantization ran. */
+static qat_status collect_result(quant_run *run, qat_graph *g, const qat_model *m, const qat_model_quant *q)
+{
+    for (int i = 0; i < run->qc.nlayers; i++) {
+        const qat_layer_info *info = qat_model_layer_info(run->qm.kind, i);
+        qat_qlayer *l = &run->qm.layers[i];
+        const qat_model_layer *ml = &m->layers[i];
+        QAT_TRY(qat_tensor_read(g, ml->bias, run->qm.values[2 * i + 1]));
+        float *w = run->qm.values[2 * i];
+        QAT_TRY(qat_tensor_read(g, ml->weight, w));
+        if (ml->in_scale >= 0) {
+            float v;
+            QAT_TRY(qat_tensor_read(g, ml->in_scale, &v));
+            bool pact = q->input[i].params.estimator == QAT_FQ_PACT;
+            float scale = pact ? v / (float)qat_qmax(l->abits) : v;
+            if (!(isfinite(scale) && scale > 0))
+                return qat_error_set(QAT_ERR_INVALID, "training drove the input %s of layer %s to %g (try a smaller "
+                                     "--lr)", pact ? "clip" : "scale", info->name, (double)v);
+            qat_qmodel_set_input(&run->qm, i, l->abits, l->a_symmetric, scale, pact ? 0 : l->a_zero_point);
+        }
+        if (ml->w_scale >= 0) {
+            int64_t n = l->nscales;
+            float *scale = qat_xmalloc((size_t)n * sizeof *scale);
+            uint8_t *codes = qat_xmalloc((size_t)(info->rows * info->cols));
+            qat_status st = qat_tensor_read(g, ml->w_scale, scale);
+            for (int64_t k = 0; st == QAT_OK && k < n; k++)
+                if (!(isfinite(scale[k]) && scale[k] > 0))
+                    st = qat_error_set(QAT_ERR_INVALID, "training drove weight scale %lld of layer %s to %g (try a "
+                                       "smaller --lr)", (long long)k, info->name, (double)scale[k]);
+            if (st == QAT_OK) {
+                qat_qscheme s = l->wscheme;
+                int32_t *zp = qat_xmalloc((size_t)n * sizeof *zp);
+                memcpy(zp, l->w_zero_point, (size_t)n * sizeof *zp);
+                qat_quantize_weight(w, info->rows, info->cols, &s, scale, zp, codes);
+                qat_qmodel_set_weight(&run->qm, i, &s, codes, scale, zp);
+                free(zp);
+            }
+            free(scale);
+            free(codes);
+            QAT_TRY(st);
+        }
+    }
+    return QAT_OK;
+}
+
+static qat_status train(quant_run *run, qat_quantize_result *r)
+{
+    const qat_quantize_options *o = run->o;
+    qat_graph *g = qat_graph_create(run->ctx);
+    qat_model_quant q;
+    build_quant(run, o->batch, &q);
+    qat_model m;
+    qat_model_build_quant(g, run->qm.kind, o->batch, true, &q, &m);
+    int backward_start = qat_graph_backward(g, m.loss);
+    uint32_t steps_per_epoch = run->data.train.count / (uint32_t)o->batch;
+    qat_optim_config optim = o->optim;
+    optim.total_steps = (int)steps_per_epoch * o->epochs;
+    qat_graph_add_optimizer(g, &optim);
+    qat_seq *train_seq = NULL, *forward = NULL;
+    qat_status st = qat_graph_compile(g);
+    if (st == QAT_OK) st = write_initial(run, g, &m, &q);
+    if (st == QAT_OK) st = qat_seq_create(g, 0, qat_graph_node_count(g), &train_seq);
+    if (st == QAT_OK) st = qat_seq_create(g, 0, backward_start, &forward);
+
+    qat_strbuf csv;
+    qat_strbuf_init(&csv);
+    qat_strbuf_printf(&csv, "epoch,step,train_loss,val_loss,val_acc,seconds\n");
+    uint32_t *order = qat_xmalloc(run->data.train.count * sizeof *order);
+    int step = 0;
+    char path[1200];
+    for (int epoch = 1; epoch <= o->epochs && st == QAT_OK; epoch++) {
+        double epoch_start = qat_now();
+        for (uint32_t i = 0; i < run->data.train.count; i++) order[i] = i;
+        qat_rng rng = qat_rng_init(o->seed, RNG_STREAM_SHUFFLE + (uint64_t)epoch);
+        qat_rng_shuffle_u32(&rng, order, run->data.train.count);
+        qat_progress bar;
+        char label[32];
+        snprintf(label, sizeof label, "qat %d/%d", epoch, o->epochs);
+        qat_progress_begin(&bar, label, steps_per_epoch);
+        double loss_sum = 0;
+        for (uint32_t k = 0; k < steps_per_epoch && st == QAT_OK; k++, step++) {
+            qat_image_set_batch_f32(&run->data.train, order + (size_t)k * o->batch, (uint32_t)o->batch,
+                                    run->qm.input_mean, run->qm.input_std, qat_graph_input_slot(g, m.x),
+                                    qat_graph_input_slot(g, m.labels));
+            qat_optim_set_step(g, &optim, step);
+            qat_graph_set_phase(g, true, (uint32_t)step);
+            st = qat_seq_run(train_seq);
+            if (st != QAT_OK) break;
+            float loss = *(const float *)qat_graph_output_slot(g, m.loss);
+            if (!isfinite(loss)) {
+                st = qat_error_set(QAT_ERR_INVALID, "training diverged: loss is %g at epoch %d step %d (try a "
+                                   "smaller --lr)", (double)loss, epoch, step);
+                break;
+            }
+            loss_sum += loss;
+            char status[64];
+            snprintf(status, sizeof status, "loss %.4f", loss_sum / (k + 1));
+            qat_progress_update(&bar, k + 1, status);
+        }
+        qat_progress_end(&bar);
+        if (st != QAT_OK) break;
+        qat_eval_result val = { 0 };
+        if (run->data.val.count)
+            st = qat_evaluate(g, &m, forward, &run->data.val, run->qm.input_mean, run->qm.input_std, &val);
+        if (st != QAT_OK) break;
+        double seconds = qat_now() - epoch_start;
+        double train_loss = loss_sum / steps_per_epoch;
+        qat_strbuf_printf(&csv, "%d,%d,%.6f,%.6f,%.6f,%.3f\n", epoch, step, train_loss, val.loss, val.accuracy,
+                          seconds);
+        snprintf(path, sizeof path, "%s/metrics.csv", o->out_dir);
+        st = qat_file_write_atomic(path, csv.data, csv.len);
+        if (!o->quiet)
+            qat_progress_line(&bar, "qat %d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  %.1f s", epoch,
+                              o->epochs, train_loss, val.loss, val.accuracy, seconds);
+    }
+    free(order);
+    qat_strbuf_free(&csv);
+    if (st == QAT_OK) st = collect_result(run, g, &m, &q);
+    (void)r;
+    qat_seq_free(train_seq);
+    qat_seq_free(forward);
+    qat_graph_free(g);
+    return st;
+}
+
+qat_status qat_qat_run(const qat_quantize_options *o, qat_quantize_result *r)
+{
+    quant_run run;
+    qat_status st = quant_run_begin(&run, o, r);
+    if (st == QAT_OK && run.data.train.count < (uint32_t)o->batch)
+        st = qat_error_set(QAT_ERR_INVALID, "--batch %d is larger than the training split (%u images)", o->batch,
+                           run.data.train.count);
+    if (st == QAT_OK) st = quant_calibrate_inputs(&run);
+    for (int l = 0; st == QAT_OK && l < run.qc.nlayers; l++)
+        if (run.qc.layers[l].wbits) quant_weight_rtn(&run, l, run.fp32.values[2 * l]);
+    if (st == QAT_OK) st = train(&run, r);
+    if (st == QAT_OK) st = quant_run_finish(&run, "qat", r);
+    quant_run_end(&run);
+    return st;
+}

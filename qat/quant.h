@@ -1,0 +1,71 @@
+/* Host-side quantization numerics: code grids, quantization parameters from
+ * ranges (PyTorch's observer rules), quantizing and dequantizing weights, and
+ * packing codes for checkpoints. The device side is the fake-quant op
+ * (ops/fake_quant.c); both round the same way, see
+ * ../shared/reference/quant-numerics.md.
+ *
+ * Codes are unsigned, in [0, 2^bits - 1], with a zero point in code units:
+ * real value = (code - zero_point) * scale. A symmetric grid has zero point
+ * 2^(bits - 1) (codes -2^(b-1) .. 2^(b-1) - 1 around it). */
+#ifndef QAT_QUANT_H
+#define QAT_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops/ops.h"
+#include "qat/common.h"
+
+#define QAT_QBITS_MIN 2
+#define QAT_QBITS_MAX 8
+
+typedef enum qat_granularity { QAT_GRAN_TENSOR, QAT_GRAN_CHANNEL, QAT_GRAN_GROUP } qat_granularity;
+
+typedef struct qat_qscheme {
+    int bits;               /* QAT_QBITS_MIN .. QAT_QBITS_MAX */
+    bool symmetric;         /* zero point fixed at 2^(bits - 1) */
+    qat_granularity gran;
+    int group;              /* QAT_GRAN_GROUP: consecutive elements of a row per scale */
+} qat_qscheme;
+
+static inline int32_t qat_qmax(int bits) { return (1 << bits) - 1; }
+
+/* A weight is viewed as rows x cols: rows are the output channels (axis 0),
+ * cols everything else (in, or in * kh * kw). Per tensor: one scale; per
+ * channel: one per row; per group: ceil(cols / group) per row, row-major. */
+int64_t qat_qscheme_scale_count(const qat_qscheme *s, int64_t rows, int64_t cols);
+qat_fq_layout qat_qscheme_layout(const qat_qscheme *s, int64_t rows, int64_t cols);
+/* "tensor", "channel", "group:G" (G in 1..65536); false if malformed. */
+bool qat_granularity_parse(const char *text, qat_granularity *gran, int *group);
+/* Writes "tensor", "channel" or "group:G". */
+void qat_granularity_format(qat_granularity gran, int group, char *out, size_t size);
+
+/* PyTorch's observer rules for a range [lo, hi] (widened to include 0):
+ *   affine:    scale = max((hi - lo) / qmax, FLT_EPSILON),
+ *              zero_point = clamp(0 - round(lo / scale), 0, qmax)
+ *   symmetric: scale = max(max(-lo, hi) / (qmax / 2), FLT_EPSILON),
+ *              zero_point = 2^(bits - 1)
+ * with qmax = 2^bits - 1 (and round half to even). */
+void qat_qparams_from_range(float lo, float hi, int bits, bool symmetric, float *scale, int32_t *zero_point);
+
+/* code = clamp(zero_point + roundEven(x * (1.0f / scale)), 0, qmax): the
+ * same arithmetic as the fake-quant op. scale / zero_point hold
+ * qat_qscheme_scale_count elements. */
+void qat_quantize_weight(const float *w, int64_t rows, int64_t cols, const qat_qscheme *s, const float *scale,
+                         const int32_t *zero_point, uint8_t *codes);
+/* w = (code - zero_point) * scale, in float. */
+void qat_dequantize_weight(const uint8_t *codes, int64_t rows, int64_t cols, const qat_qscheme *s,
+                           const float *scale, const int32_t *zero_point, float *w);
+
+/* Checkpoint packing: at 4 bits or fewer, two codes per byte with element 2j
+ * in the high nibble and 2j + 1 in the low one (an odd count leaves the last
+ * low nibble 0); above 4 bits, one code per byte. */
+size_t qat_packed_size(int64_t count, int bits);
+void qat_pack_codes(const uint8_t *codes, int64_t count, int bits, uint8_t *packed);
+/* Fails (QAT_ERR_FORMAT, naming `what`) if the size is wrong, a code
+ * exceeds 2^bits - 1, or the padding nibble of an odd count is not 0. */
+qat_status qat_unpack_codes(const uint8_t *packed, size_t packed_bytes, int64_t count, int bits, uint8_t *codes,
+                            const char *what);
+
+#endif

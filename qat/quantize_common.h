@@ -1,0 +1,41 @@
+/* Internal to qat/quantize.c, qat/ptq.c and qat/finetune.c: the steps that
+ * post-training quantization and QAT share. */
+#ifndef QAT_QUANTIZE_COMMON_H
+#define QAT_QUANTIZE_COMMON_H
+
+#include "qat/quantize.h"
+
+typedef struct quant_run {
+    const qat_quantize_options *o;
+    qat_qconfig qc;
+    qat_ctx *ctx;
+    qat_fashion_mnist data;
+    bool data_loaded;
+    qat_qmodel fp32;            /* the source checkpoint */
+    qat_qmodel qm;              /* the result, starting as a copy of fp32 */
+    uint32_t *calib;            /* calib_batches * batch training image indices */
+    double t0;
+} quant_run;
+
+/* Loads the checkpoint and data, checks the config against the model,
+ * creates the device context and the output directory, evaluates the FP32
+ * model on the test split and draws the calibration sample. */
+qat_status quant_run_begin(quant_run *run, const qat_quantize_options *o, qat_quantize_result *r);
+void quant_run_end(quant_run *run);
+
+/* Fills the graph's inputs with calibration batch b. */
+void quant_fill_calib_batch(quant_run *run, qat_graph *g, const qat_model *m, int b);
+
+/* Activation ranges of every layer with input bits, observed on the
+ * calibration batches through the model with run->qm's current weights and no
+ * quantization, set in run->qm. */
+qat_status quant_calibrate_inputs(quant_run *run);
+/* Round-to-nearest of one layer's weight with the run's observer. */
+void quant_weight_rtn(quant_run *run, int layer, const float *w);
+
+/* Saves run->qm to DIR/model.safetensors, evaluates the saved file on the
+ * validation and test splits, writes DIR/layers.csv and DIR/summary.json
+ * (kind "ptq" or "qat"). */
+qat_status quant_run_finish(quant_run *run, const char *kind, qat_quantize_result *r);
+
+#endif
