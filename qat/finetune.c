@@ -10,14 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qat/fileio.h"
-#include "qat/progress.h"
 #include "qat/quantize_common.h"
-#include "qat/rng.h"
-
-/* The streams of qat/train.c's shuffles, so a QAT run shuffles as training
- * with the same seed would. */
-enum { RNG_STREAM_SHUFFLE = 1 << 20 };
 
 /* LSQ's positive code count: how many steps above the zero point. */
 static int32_t lsq_qp(int bits, int32_t zero_point)
@@ -134,7 +127,7 @@ static qat_status collect_result(quant_run *run, qat_graph *g, const qat_model *
     return QAT_OK;
 }
 
-static qat_status train(quant_run *run, qat_quantize_result *r)
+static qat_status train(quant_run *run)
 {
     const qat_quantize_options *o = run->o;
     qat_graph *g = qat_graph_create(run->ctx);
@@ -153,61 +146,13 @@ static qat_status train(quant_run *run, qat_quantize_result *r)
     if (st == QAT_OK) st = qat_seq_create(g, 0, qat_graph_node_count(g), &train_seq);
     if (st == QAT_OK) st = qat_seq_create(g, 0, backward_start, &forward);
 
-    qat_strbuf csv;
-    qat_strbuf_init(&csv);
-    qat_strbuf_printf(&csv, "epoch,step,train_loss,val_loss,val_acc,seconds\n");
-    uint32_t *order = qat_xmalloc(run->data.train.count * sizeof *order);
-    int step = 0;
     char path[1200];
-    for (int epoch = 1; epoch <= o->epochs && st == QAT_OK; epoch++) {
-        double epoch_start = qat_now();
-        for (uint32_t i = 0; i < run->data.train.count; i++) order[i] = i;
-        qat_rng rng = qat_rng_init(o->seed, RNG_STREAM_SHUFFLE + (uint64_t)epoch);
-        qat_rng_shuffle_u32(&rng, order, run->data.train.count);
-        qat_progress bar;
-        char label[32];
-        snprintf(label, sizeof label, "qat %d/%d", epoch, o->epochs);
-        qat_progress_begin(&bar, label, steps_per_epoch);
-        double loss_sum = 0;
-        for (uint32_t k = 0; k < steps_per_epoch && st == QAT_OK; k++, step++) {
-            qat_image_set_batch_f32(&run->data.train, order + (size_t)k * o->batch, (uint32_t)o->batch,
-                                    run->qm.input_mean, run->qm.input_std, qat_graph_input_slot(g, m.x),
-                                    qat_graph_input_slot(g, m.labels));
-            qat_optim_set_step(g, &optim, step);
-            qat_graph_set_phase(g, true, (uint32_t)step);
-            st = qat_seq_run(train_seq);
-            if (st != QAT_OK) break;
-            float loss = *(const float *)qat_graph_output_slot(g, m.loss);
-            if (!isfinite(loss)) {
-                st = qat_error_set(QAT_ERR_INVALID, "training diverged: loss is %g at epoch %d step %d (try a "
-                                   "smaller --lr)", (double)loss, epoch, step);
-                break;
-            }
-            loss_sum += loss;
-            char status[64];
-            snprintf(status, sizeof status, "loss %.4f", loss_sum / (k + 1));
-            qat_progress_update(&bar, k + 1, status);
-        }
-        qat_progress_end(&bar);
-        if (st != QAT_OK) break;
-        qat_eval_result val = { 0 };
-        if (run->data.val.count)
-            st = qat_evaluate(g, &m, forward, &run->data.val, run->qm.input_mean, run->qm.input_std, &val);
-        if (st != QAT_OK) break;
-        double seconds = qat_now() - epoch_start;
-        double train_loss = loss_sum / steps_per_epoch;
-        qat_strbuf_printf(&csv, "%d,%d,%.6f,%.6f,%.6f,%.3f\n", epoch, step, train_loss, val.loss, val.accuracy,
-                          seconds);
-        snprintf(path, sizeof path, "%s/metrics.csv", o->out_dir);
-        st = qat_file_write_atomic(path, csv.data, csv.len);
-        if (!o->quiet)
-            qat_progress_line(&bar, "qat %d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  %.1f s", epoch,
-                              o->epochs, train_loss, val.loss, val.accuracy, seconds);
-    }
-    free(order);
-    qat_strbuf_free(&csv);
+    snprintf(path, sizeof path, "%s/metrics.csv", o->out_dir);
+    qat_epoch_loop loop = { g, &m, train_seq, forward, &run->data.train, &run->data.val, run->qm.input_mean,
+                            run->qm.input_std, &optim, o->epochs, o->seed, o->quiet, path, "qat" };
+    qat_epoch_result er;
+    if (st == QAT_OK) st = qat_train_epochs(&loop, &er);
     if (st == QAT_OK) st = collect_result(run, g, &m, &q);
-    (void)r;
     qat_seq_free(train_seq);
     qat_seq_free(forward);
     qat_graph_free(g);
@@ -224,7 +169,7 @@ qat_status qat_qat_run(const qat_quantize_options *o, qat_quantize_result *r)
     if (st == QAT_OK) st = quant_calibrate_inputs(&run);
     for (int l = 0; st == QAT_OK && l < run.qc.nlayers; l++)
         if (run.qc.layers[l].wbits) quant_weight_rtn(&run, l, run.fp32.values[2 * l]);
-    if (st == QAT_OK) st = train(&run, r);
+    if (st == QAT_OK) st = train(&run);
     if (st == QAT_OK) st = quant_run_finish(&run, "qat", r);
     quant_run_end(&run);
     return st;

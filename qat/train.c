@@ -154,6 +154,65 @@ static qat_status write_summary(const qat_train_options *o, const qat_train_resu
     return st;
 }
 
+qat_status qat_train_epochs(const qat_epoch_loop *l, qat_epoch_result *r)
+{
+    memset(r, 0, sizeof *r);
+    uint32_t steps_per_epoch = l->train_set->count / (uint32_t)l->m->batch;
+    qat_strbuf csv;
+    qat_strbuf_init(&csv);
+    qat_strbuf_printf(&csv, "epoch,step,train_loss,val_loss,val_acc,seconds\n");
+    uint32_t *order = qat_xmalloc(l->train_set->count * sizeof *order);
+    qat_status st = QAT_OK;
+    int step = 0;
+    for (int epoch = 1; epoch <= l->epochs && st == QAT_OK; epoch++) {
+        double epoch_start = qat_now();
+        for (uint32_t i = 0; i < l->train_set->count; i++) order[i] = i;
+        qat_rng rng = qat_rng_init(l->seed, RNG_STREAM_SHUFFLE + (uint64_t)epoch);
+        qat_rng_shuffle_u32(&rng, order, l->train_set->count);
+        qat_progress bar;
+        char label[32];
+        snprintf(label, sizeof label, "%s %d/%d", l->label, epoch, l->epochs);
+        qat_progress_begin(&bar, label, steps_per_epoch);
+        double loss_sum = 0;
+        for (uint32_t k = 0; k < steps_per_epoch && st == QAT_OK; k++, step++) {
+            fill_batch(l->g, l->m, l->train_set, order + (size_t)k * l->m->batch, l->mean, l->std);
+            qat_optim_set_step(l->g, l->optim, step);
+            qat_graph_set_phase(l->g, true, (uint32_t)step);
+            st = qat_seq_run(l->train);
+            if (st != QAT_OK) break;
+            float loss = *(const float *)qat_graph_output_slot(l->g, l->m->loss);
+            if (!isfinite(loss)) {
+                st = qat_error_set(QAT_ERR_INVALID, "training diverged: loss is %g at epoch %d step %d "
+                                   "(try a smaller --lr)", (double)loss, epoch, step);
+                break;
+            }
+            loss_sum += loss;
+            char status[64];
+            snprintf(status, sizeof status, "loss %.4f", loss_sum / (k + 1));
+            qat_progress_update(&bar, k + 1, status);
+        }
+        qat_progress_end(&bar);
+        if (st != QAT_OK) break;
+        r->train_seconds += qat_now() - epoch_start;
+        r->final_train_loss = loss_sum / steps_per_epoch;
+        if (l->val_set->count)
+            st = qat_evaluate(l->g, l->m, l->forward, l->val_set, l->mean, l->std, &r->val);
+        if (st != QAT_OK) break;
+        double seconds = qat_now() - epoch_start;
+        qat_strbuf_printf(&csv, "%d,%d,%.6f,%.6f,%.6f,%.3f\n", epoch, step, r->final_train_loss, r->val.loss,
+                          r->val.accuracy, seconds);
+        st = qat_file_write_atomic(l->metrics_path, csv.data, csv.len);
+        if (!l->quiet)
+            qat_progress_line(&bar, "%s %d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  %.1f s", l->label,
+                              epoch, l->epochs, r->final_train_loss, r->val.loss, r->val.accuracy, seconds);
+    }
+    free(order);
+    qat_strbuf_free(&csv);
+    qat_seq_profile_print(l->train, stderr);
+    r->steps = step;
+    return st;
+}
+
 static qat_status train_loop(const qat_train_options *o, qat_train_result *r, run_state *s, const char *dir)
 {
     double t0 = qat_now();
@@ -183,59 +242,15 @@ static qat_status train_loop(const qat_train_options *o, qat_train_result *r, ru
     QAT_TRY(qat_seq_create(s->g, 0, backward_start, &s->forward));
 
     char path[1200];
-    qat_strbuf csv;
-    qat_strbuf_init(&csv);
-    qat_strbuf_printf(&csv, "epoch,step,train_loss,val_loss,val_acc,seconds\n");
-    uint32_t *order = qat_xmalloc(s->data.train.count * sizeof *order);
-    qat_status st = QAT_OK;
-    int step = 0;
-    double train_seconds = 0;
-    for (int epoch = 1; epoch <= o->epochs && st == QAT_OK; epoch++) {
-        double epoch_start = qat_now();
-        for (uint32_t i = 0; i < s->data.train.count; i++) order[i] = i;
-        qat_rng rng = qat_rng_init(o->seed, RNG_STREAM_SHUFFLE + (uint64_t)epoch);
-        qat_rng_shuffle_u32(&rng, order, s->data.train.count);
-        qat_progress bar;
-        char label[32];
-        snprintf(label, sizeof label, "epoch %d/%d", epoch, o->epochs);
-        qat_progress_begin(&bar, label, steps_per_epoch);
-        double loss_sum = 0;
-        for (uint32_t k = 0; k < steps_per_epoch && st == QAT_OK; k++, step++) {
-            fill_batch(s->g, &m, &s->data.train, order + (size_t)k * o->batch, mean, std);
-            qat_optim_set_step(s->g, &optim, step);
-            qat_graph_set_phase(s->g, true, (uint32_t)step);
-            st = qat_seq_run(s->train);
-            if (st != QAT_OK) break;
-            float loss = *(const float *)qat_graph_output_slot(s->g, m.loss);
-            if (!isfinite(loss)) {
-                st = qat_error_set(QAT_ERR_INVALID, "training diverged: loss is %g at epoch %d step %d "
-                                   "(try a smaller --lr)", (double)loss, epoch, step);
-                break;
-            }
-            loss_sum += loss;
-            char status[64];
-            snprintf(status, sizeof status, "loss %.4f", loss_sum / (k + 1));
-            qat_progress_update(&bar, k + 1, status);
-        }
-        qat_progress_end(&bar);
-        if (st != QAT_OK) break;
-        train_seconds += qat_now() - epoch_start;
-        r->final_train_loss = loss_sum / steps_per_epoch;
-        st = qat_evaluate(s->g, &m, s->forward, &s->data.val, mean, std, &r->val);
-        if (st != QAT_OK) break;
-        double seconds = qat_now() - epoch_start;
-        qat_strbuf_printf(&csv, "%d,%d,%.6f,%.6f,%.6f,%.3f\n", epoch, step, r->final_train_loss, r->val.loss,
-                          r->val.accuracy, seconds);
-        snprintf(path, sizeof path, "%s/metrics.csv", dir);
-        st = qat_file_write_atomic(path, csv.data, csv.len);
-        if (!o->quiet)
-            qat_progress_line(&bar, "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  %.1f s", epoch,
-                              o->epochs, r->final_train_loss, r->val.loss, r->val.accuracy, seconds);
-    }
-    free(order);
-    qat_strbuf_free(&csv);
-    qat_seq_profile_print(s->train, stderr);
-    QAT_TRY(st);
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    qat_epoch_loop loop = { s->g, &m, s->train, s->forward, &s->data.train, &s->data.val, mean, std, &optim,
+                            o->epochs, o->seed, o->quiet, path, "epoch" };
+    qat_epoch_result er;
+    QAT_TRY(qat_train_epochs(&loop, &er));
+    r->val = er.val;
+    r->final_train_loss = er.final_train_loss;
+    double train_seconds = er.train_seconds;
+    int step = er.steps;
     QAT_TRY(qat_evaluate(s->g, &m, s->forward, &s->data.test, mean, std, &r->test));
     r->params = m.param_count;
     r->model_bytes = (uint64_t)m.param_count * sizeof(float);

@@ -41,6 +41,33 @@ typedef struct qat_train_result {
  * DIR/model.safetensors. */
 qat_status qat_train_run(const qat_train_options *o, qat_train_result *r);
 
+/* The epoch loop shared by training and QAT: each epoch shuffles the
+ * training set with stream (1 << 20) + epoch of `seed`, runs one step per
+ * full batch, evaluates on the validation set and rewrites metrics_path
+ * (epoch, step, train_loss, val_loss, val_acc, seconds). */
+typedef struct qat_epoch_loop {
+    qat_graph *g;
+    const qat_model *m;
+    qat_seq *train, *forward;
+    const qat_image_set *train_set, *val_set;
+    float mean, std;
+    const qat_optim_config *optim;  /* with total_steps set */
+    int epochs;
+    uint64_t seed;
+    bool quiet;
+    const char *metrics_path;
+    const char *label;              /* "epoch", "qat": progress and per-epoch lines */
+} qat_epoch_loop;
+
+typedef struct qat_epoch_result {
+    qat_eval_result val;            /* after the last epoch */
+    double final_train_loss;        /* mean over the last epoch */
+    double train_seconds;
+    int steps;
+} qat_epoch_result;
+
+qat_status qat_train_epochs(const qat_epoch_loop *loop, qat_epoch_result *r);
+
 /* Evaluates a forward graph (batch m->batch) over a whole image set; the last
  * partial batch is padded and the padding ignored. */
 qat_status qat_evaluate(qat_graph *g, const qat_model *m, qat_seq *forward, const qat_image_set *set, float mean,

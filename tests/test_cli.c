@@ -384,6 +384,18 @@ Test(cli, ptq_and_qat_write_checkpoints_that_eval_reproduces, .timeout = 600)
         if (k == 1) {
             snprintf(path, sizeof path, "%s/metrics.csv", out);
             cr_expect_eq(access(path, R_OK), 0, "QAT writes metrics.csv");
+            /* Same seed, same device: the same bits. */
+            char again[160], a[256], b[256];
+            snprintf(again, sizeof again, "%s/qat-again", dir);
+            args[n] = again;
+            run_qat(&r, args);
+            cr_assert_eq(r.status, 0, "second QAT run failed: %s", r.err);
+            snprintf(a, sizeof a, "%s/model.safetensors", out);
+            snprintf(b, sizeof b, "%s/model.safetensors", again);
+            size_t na, nb;
+            char *ma = read_file(a, &na), *mb = read_file(b, &nb);
+            cr_expect(na == nb && memcmp(ma, mb, na) == 0, "QAT checkpoints differ between runs with the same seed");
+            free(ma), free(mb);
         }
     }
     test_rmtree(dir);
