@@ -115,8 +115,11 @@ static void encode_fake_quant(const qat_graph *g, const qat_node *n, qat_dispatc
          * sum |t_i| of the exact sum (u = 2^-24; the reference's bound is
          * (m - 1) u sum |t_i|), plus one rounding for grad_scale. */
         uint64_t members = p.layout.group > 0 ? (uint64_t)p.layout.group : count / scales;
-        uint32_t local = 16;
-        while (local < 256 && local < members) local *= 2;
+        /* lavapipe runs a workgroup's invocations 8 at a time on one thread
+         * and pays for every barrier of the tree, so it gets narrow groups
+         * that loop longer. */
+        uint32_t local = 16, max_local = cpu ? 16 : 256;
+        while (local < max_local && local < members) local *= 2;
         d->kernel = QAT_KERNEL_FAKE_QUANT;
         d->spec.local[0] = local;
         d->spec.local[1] = d->spec.local[2] = 1;
@@ -127,7 +130,11 @@ static void encode_fake_quant(const qat_graph *g, const qat_node *n, qat_dispatc
     } else {
         /* Like the elementwise kernels: a few hundred wide groups on
          * llvmpipe (each group has a fixed cost), small ones on GPUs. */
-        qat_dispatch_1d(g, d, QAT_KERNEL_FAKE_QUANT, 0, count, cpu ? 256 : 64);
+        bool vec4 = count % 4 == 0 &&
+                    (layout == LAYOUT_TENSOR || (layout == LAYOUT_CHANNEL && p.layout.inner % 4 == 0) ||
+                     (layout == LAYOUT_GROUP && p.layout.group % 4 == 0 && p.layout.row % 4 == 0));
+        d->spec.values[4] = vec4;
+        qat_dispatch_1d(g, d, QAT_KERNEL_FAKE_QUANT, 0, vec4 ? count / 4 : count, cpu ? 256 : 64);
         if (cpu && d->groups[0] > 256) d->groups[0] = 256;
     }
     d->spec.values[0] = mode;

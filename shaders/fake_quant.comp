@@ -17,6 +17,11 @@ layout(constant_id = 3) const uint MODE = 0;
 layout(constant_id = 4) const uint ESTIMATOR = 0;  // qat_fq_estimator
 layout(constant_id = 5) const uint LAYOUT = 0;
 layout(constant_id = 6) const bool EXACT_DIV = false;
+// FORWARD / BACK_DX: each invocation takes 4 consecutive elements, which
+// share one scale element (the host checks the layout allows it), so the
+// scale and zero point are read once per 4; lavapipe turns those indexed
+// reads into scalar loads.
+layout(constant_id = 7) const bool VEC4 = false;
 #define MODE_FORWARD 0
 #define MODE_BACK_DX 1
 #define MODE_BACK_SCALE 2
@@ -61,18 +66,34 @@ struct Point {
     float s, z, x, qf, y;
 };
 
-Point quantize(float xv, uint k)
+// The scale element's parameters: s and z as the reference derives them,
+// and for PACT the clip alpha.
+struct Params {
+    float s, z, alpha;
+};
+
+Params params_at(uint k)
+{
+    Params p;
+    precise float s = scale[k];
+    p.alpha = s;
+    p.z = 0.0;
+    if (ESTIMATOR == EST_PACT) {
+        precise float sp = s / pc.qmax;
+        p.s = sp;
+    } else {
+        p.s = s;
+        p.z = zero_point[k];
+    }
+    return p;
+}
+
+Point quantize_with(float xv, Params p)
 {
     Point t;
-    precise float s = scale[k];
-    precise float z = 0.0;
-    if (ESTIMATOR == EST_PACT) {
-        float alpha = s;
-        s = alpha / pc.qmax;
-        xv = xv < 0.0 ? 0.0 : xv > alpha ? alpha : xv;
-    } else {
-        z = zero_point[k];
-    }
+    precise float s = p.s;
+    precise float z = p.z;
+    if (ESTIMATOR == EST_PACT) xv = xv < 0.0 ? 0.0 : xv > p.alpha ? p.alpha : xv;
     precise float inv = 1.0 / s;
     precise float qf = z + roundEven(xv * inv);
     // Comparisons rather than clamp(), whose result the spec leaves open
@@ -85,6 +106,30 @@ Point quantize(float xv, uint k)
     t.qf = qf;
     t.y = y;
     return t;
+}
+
+Point quantize(float xv, uint k)
+{
+    return quantize_with(xv, params_at(k));
+}
+
+// FORWARD or BACK_DX of element i under parameters p.
+float elementwise(uint i, Params p)
+{
+    if (MODE == MODE_FORWARD) return quantize_with(x[i], p).y;
+    bool pass;
+    if (ESTIMATOR == EST_STE) {
+        pass = true;
+    } else if (ESTIMATOR == EST_PACT) {
+        float xv = x[i];
+        pass = xv >= 0.0 && xv < p.alpha;
+    } else {
+        float qf = quantize_with(x[i], p).qf;
+        pass = qf >= pc.qmin && qf <= pc.qmax;
+    }
+    // A product, as the reference (and PyTorch's dy * mask).
+    precise float d = dy[i] * (pass ? 1.0 : 0.0);
+    return d;
 }
 
 // d scale of element i under LSQ / d alpha under PACT, before grad_scale.
@@ -108,26 +153,16 @@ void main()
 {
     if (MODE != MODE_BACK_SCALE) {
         uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-        for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += stride) {
-            uint k = scale_index(i);
-            if (MODE == MODE_FORWARD) {
-                result[i] = quantize(x[i], k).y;
-                continue;
+        if (VEC4) {
+            for (uint j = gl_GlobalInvocationID.x; j < pc.n / 4u; j += stride) {
+                uint i = 4u * j;
+                Params p = params_at(scale_index(i));
+                for (uint e = 0u; e < 4u; e++) result[i + e] = elementwise(i + e, p);
             }
-            bool pass;
-            if (ESTIMATOR == EST_STE) {
-                pass = true;
-            } else if (ESTIMATOR == EST_PACT) {
-                float xv = x[i];
-                pass = xv >= 0.0 && xv < scale[k];
-            } else {
-                float qf = quantize(x[i], k).qf;
-                pass = qf >= pc.qmin && qf <= pc.qmax;
-            }
-            // A product, as the reference (and PyTorch's dy * mask).
-            precise float d = dy[i] * (pass ? 1.0 : 0.0);
-            result[i] = d;
+            return;
         }
+        for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += stride)
+            result[i] = elementwise(i, params_at(scale_index(i)));
         return;
     }
 
@@ -149,8 +184,14 @@ void main()
     for (uint m = lid; m < count; m += gl_WorkGroupSize.x) {
         uint i = first + m;
         if (LAYOUT == LAYOUT_CHANNEL) {
-            uint o = fdiv(m, pc.inner);
-            i = (o * pc.channels + k) * pc.inner + (m - o * pc.inner);
+            // With nothing outside the channel axis (a weight's rows), the
+            // members are contiguous.
+            if (count == pc.inner) {
+                i = k * pc.inner + m;
+            } else {
+                uint o = fdiv(m, pc.inner);
+                i = (o * pc.channels + k) * pc.inner + (m - o * pc.inner);
+            }
         }
         acc += scale_grad(i, k);
     }
