@@ -103,25 +103,13 @@ static qat_status collect_result(quant_run *run, qat_graph *g, const qat_model *
             qat_qmodel_set_input(&run->qm, i, l->abits, l->a_symmetric, scale, pact ? 0 : l->a_zero_point);
         }
         if (ml->w_scale >= 0) {
-            int64_t n = l->nscales;
-            float *scale = qat_xmalloc((size_t)n * sizeof *scale);
-            uint8_t *codes = qat_xmalloc((size_t)(info->rows * info->cols));
-            qat_status st = qat_tensor_read(g, ml->w_scale, scale);
-            for (int64_t k = 0; st == QAT_OK && k < n; k++)
-                if (!(isfinite(scale[k]) && scale[k] > 0))
-                    st = qat_error_set(QAT_ERR_INVALID, "training drove weight scale %lld of layer %s to %g (try a "
-                                       "smaller --lr)", (long long)k, info->name, (double)scale[k]);
-            if (st == QAT_OK) {
-                qat_qscheme s = l->wscheme;
-                int32_t *zp = qat_xmalloc((size_t)n * sizeof *zp);
-                memcpy(zp, l->w_zero_point, (size_t)n * sizeof *zp);
-                qat_quantize_weight(w, info->rows, info->cols, &s, scale, zp, codes);
-                qat_qmodel_set_weight(&run->qm, i, &s, codes, scale, zp);
-                free(zp);
-            }
-            free(scale);
-            free(codes);
-            QAT_TRY(st);
+            QAT_TRY(qat_tensor_read(g, ml->w_scale, l->w_scale));
+            for (int64_t k = 0; k < l->nscales; k++)
+                if (!(isfinite(l->w_scale[k]) && l->w_scale[k] > 0))
+                    return qat_error_set(QAT_ERR_INVALID, "training drove weight scale %lld of layer %s to %g (try "
+                                         "a smaller --lr)", (long long)k, info->name, (double)l->w_scale[k]);
+            qat_quantize_weight(w, info->rows, info->cols, &l->wscheme, l->w_scale, l->w_zero_point, l->codes);
+            qat_qmodel_dequantize_weight(&run->qm, i);
         }
     }
     return QAT_OK;

@@ -77,22 +77,15 @@ static qat_status gptq_weights(quant_run *run)
         free(patches);
         patches = NULL;
         if (st == QAT_OK) {
+            /* GPTQ works on the layer's values in place: they start as the
+             * FP32 weight and end as exactly the dequantized codes. */
             qat_qscheme s = qat_qconfig_weight_scheme(&run->qc, l);
-            int64_t count = info->rows * info->cols, nscales = qat_qscheme_scale_count(&s, info->rows, info->cols);
-            float *w = qat_xmalloc((size_t)count * sizeof *w);
-            memcpy(w, run->fp32.values[2 * l], (size_t)count * sizeof *w);
-            float *scale = qat_xmalloc((size_t)nscales * sizeof *scale);
-            int32_t *zp = qat_xmalloc((size_t)nscales * sizeof *zp);
-            uint8_t *codes = qat_xmalloc((size_t)count);
+            qat_qmodel_prepare_weight(&run->qm, l, &s);
+            qat_qlayer *ql = &run->qm.layers[l];
             char what[96];
             snprintf(what, sizeof what, "layer %s", info->name);
-            st = qat_gptq_quantize(w, info->rows, info->cols, &H, &s, o->observer, GPTQ_BLOCK, GPTQ_DAMP, codes,
-                                   scale, zp, what);
-            if (st == QAT_OK) qat_qmodel_set_weight(&run->qm, l, &s, codes, scale, zp);
-            free(w);
-            free(scale);
-            free(zp);
-            free(codes);
+            st = qat_gptq_quantize(run->qm.values[2 * l], info->rows, info->cols, &H, &s, o->observer, GPTQ_BLOCK,
+                                   GPTQ_DAMP, ql->codes, ql->w_scale, ql->w_zero_point, what);
         }
         qat_hessian_free(&H);
     }

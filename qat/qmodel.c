@@ -232,24 +232,38 @@ void qat_qmodel_free(qat_qmodel *qm)
     memset(qm, 0, sizeof *qm);
 }
 
-void qat_qmodel_set_weight(qat_qmodel *qm, int layer, const qat_qscheme *s, const uint8_t *codes, const float *scale,
-                           const int32_t *zero_point)
+void qat_qmodel_prepare_weight(qat_qmodel *qm, int layer, const qat_qscheme *s)
 {
     const qat_layer_info *info = qat_model_layer_info(qm->kind, layer);
     qat_qlayer *l = &qm->layers[layer];
-    int64_t count = info->rows * info->cols;
     l->wbits = s->bits;
     l->wscheme = *s;
     l->nscales = qat_qscheme_scale_count(s, info->rows, info->cols);
     l->w_scale = realloc(l->w_scale, (size_t)l->nscales * sizeof(float));
     l->w_zero_point = realloc(l->w_zero_point, (size_t)l->nscales * sizeof(int32_t));
-    l->codes = realloc(l->codes, (size_t)count);
+    l->codes = realloc(l->codes, (size_t)(info->rows * info->cols));
     QAT_ASSERT(l->w_scale && l->w_zero_point && l->codes);
+    qm->quantized = true;
+}
+
+void qat_qmodel_dequantize_weight(qat_qmodel *qm, int layer)
+{
+    const qat_layer_info *info = qat_model_layer_info(qm->kind, layer);
+    const qat_qlayer *l = &qm->layers[layer];
+    qat_dequantize_weight(l->codes, info->rows, info->cols, &l->wscheme, l->w_scale, l->w_zero_point,
+                          qm->values[2 * layer]);
+}
+
+void qat_qmodel_set_weight(qat_qmodel *qm, int layer, const qat_qscheme *s, const uint8_t *codes, const float *scale,
+                           const int32_t *zero_point)
+{
+    const qat_layer_info *info = qat_model_layer_info(qm->kind, layer);
+    qat_qmodel_prepare_weight(qm, layer, s);
+    qat_qlayer *l = &qm->layers[layer];
     memcpy(l->w_scale, scale, (size_t)l->nscales * sizeof(float));
     memcpy(l->w_zero_point, zero_point, (size_t)l->nscales * sizeof(int32_t));
-    memcpy(l->codes, codes, (size_t)count);
-    qat_dequantize_weight(codes, info->rows, info->cols, s, scale, zero_point, qm->values[2 * layer]);
-    qm->quantized = true;
+    memcpy(l->codes, codes, (size_t)(info->rows * info->cols));
+    qat_qmodel_dequantize_weight(qm, layer);
 }
 
 void qat_qmodel_set_input(qat_qmodel *qm, int layer, int bits, bool symmetric, float scale, int32_t zero_point)

@@ -49,6 +49,12 @@ void qat_qmodel_free(qat_qmodel *qm);
  * points (copied) and replaces the weight values with their dequantization. */
 void qat_qmodel_set_weight(qat_qmodel *qm, int layer, const qat_qscheme *s, const uint8_t *codes,
                            const float *scale, const int32_t *zero_point);
+/* The same in two steps for code that computes the codes in place: sizes the
+ * layer's w_scale, w_zero_point and codes for the scheme (contents
+ * undefined), then, once they are filled, replaces the weight values with
+ * their dequantization. */
+void qat_qmodel_prepare_weight(qat_qmodel *qm, int layer, const qat_qscheme *s);
+void qat_qmodel_dequantize_weight(qat_qmodel *qm, int layer);
 void qat_qmodel_set_input(qat_qmodel *qm, int layer, int bits, bool symmetric, float scale, int32_t zero_point);
 
 /* The fake quantization an evaluation graph needs (inputs only: weights are

@@ -164,16 +164,11 @@ void quant_weight_rtn(quant_run *run, int layer, const float *w)
 {
     const qat_layer_info *info = qat_model_layer_info(run->qm.kind, layer);
     qat_qscheme s = qat_qconfig_weight_scheme(&run->qc, layer);
-    int64_t n = qat_qscheme_scale_count(&s, info->rows, info->cols);
-    float *scale = qat_xmalloc((size_t)n * sizeof *scale);
-    int32_t *zp = qat_xmalloc((size_t)n * sizeof *zp);
-    uint8_t *codes = qat_xmalloc((size_t)(info->rows * info->cols));
-    qat_weight_qparams(w, info->rows, info->cols, &s, run->o->observer, scale, zp);
-    qat_quantize_weight(w, info->rows, info->cols, &s, scale, zp, codes);
-    qat_qmodel_set_weight(&run->qm, layer, &s, codes, scale, zp);
-    free(scale);
-    free(zp);
-    free(codes);
+    qat_qmodel_prepare_weight(&run->qm, layer, &s);
+    qat_qlayer *l = &run->qm.layers[layer];
+    qat_weight_qparams(w, info->rows, info->cols, &s, run->o->observer, l->w_scale, l->w_zero_point);
+    qat_quantize_weight(w, info->rows, info->cols, &s, l->w_scale, l->w_zero_point, l->codes);
+    qat_qmodel_dequantize_weight(&run->qm, layer);
 }
 
 static double weight_rel_err(const quant_run *run, int layer)
