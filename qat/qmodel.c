@@ -452,3 +452,40 @@ qat_status qat_qmodel_evaluate(const qat_qmodel *qm, qat_ctx *ctx, const qat_ima
     qat_graph_free(g);
     return st;
 }
+
+qat_status qat_qmodel_predict(const qat_qmodel *qm, qat_ctx *ctx, const qat_image_set *set, uint32_t count,
+                              int batch, int *predictions)
+{
+    QAT_ASSERT(count <= set->count && batch > 0);
+    qat_graph *g = qat_graph_create(ctx);
+    qat_model_quant q;
+    qat_qmodel_eval_quant(qm, &q);
+    qat_model m;
+    qat_model_build_quant(g, qm->kind, batch, false, &q, &m);
+    qat_seq *forward = NULL;
+    qat_status st = qat_graph_compile(g);
+    if (st == QAT_OK) st = qat_qmodel_apply(qm, g, &m);
+    if (st == QAT_OK) st = qat_seq_create(g, 0, qat_graph_node_count(g), &forward);
+    uint32_t *indices = qat_xmalloc((size_t)batch * sizeof *indices);
+    int classes = (int)qat_tensor_get(g, m.logits)->shape[1];
+    qat_graph_set_phase(g, false, 0);
+    for (uint32_t start = 0; start < count && st == QAT_OK; start += (uint32_t)batch) {
+        uint32_t valid = count - start < (uint32_t)batch ? count - start : (uint32_t)batch;
+        for (uint32_t i = 0; i < (uint32_t)batch; i++) indices[i] = start + (i < valid ? i : 0);
+        qat_image_set_batch_f32(set, indices, (uint32_t)batch, qm->input_mean, qm->input_std,
+                                qat_graph_input_slot(g, m.x), qat_graph_input_slot(g, m.labels));
+        st = qat_seq_run(forward);
+        const float *logits = qat_graph_output_slot(g, m.logits);
+        for (uint32_t i = 0; st == QAT_OK && i < valid; i++) {
+            const float *row = logits + (size_t)i * classes;
+            int best = 0;
+            for (int j = 1; j < classes; j++)
+                if (row[j] > row[best]) best = j;
+            predictions[start + i] = best;
+        }
+    }
+    free(indices);
+    qat_seq_free(forward);
+    qat_graph_free(g);
+    return st;
+}

@@ -77,4 +77,9 @@ qat_status qat_qmodel_save(const qat_qmodel *qm, const char *path, const char *c
 qat_status qat_qmodel_evaluate(const qat_qmodel *qm, qat_ctx *ctx, const qat_image_set *set, int batch,
                                qat_eval_result *out);
 
+/* The predicted class of the first `count` images of a set (count at most
+ * set->count), one forward pass per batch of `batch`. */
+qat_status qat_qmodel_predict(const qat_qmodel *qm, qat_ctx *ctx, const qat_image_set *set, uint32_t count,
+                              int batch, int *predictions);
+
 #endif

@@ -1,0 +1,34 @@
+/* Reports of an experiment: `qat run` calls qat_report_build when its grid is
+ * done, and `qat report runs/NAME` calls it again at any time; it reads only
+ * files and never reruns anything.
+ *
+ * Input, in runs/NAME/:
+ *   results.csv     one row per run, header
+ *                   run_id,kind,algorithm,observer,w_bits,a_bits,granularity,seed,
+ *                   test_acc,val_acc,retention_pct,model_bytes,seconds,peak_device_bytes
+ *                   kind: baseline | ptq | qat; algorithm: fp32 | rtn | gptq |
+ *                   ste | lsq | pact; bits 32 for FP32; accuracies in [0, 1];
+ *                   retention_pct = 100 * test_acc / the same seed's FP32 test_acc
+ *   experiment.ini  the spec the runs came from
+ *   RUN_ID/         summary.json (device, driver, git_commit, seed ...),
+ *                   metrics.csv (baseline and QAT runs: epoch,step,train_loss,
+ *                   val_loss,val_acc,seconds), model.safetensors, layers.csv
+ * Output, in runs/NAME/: report.html, report.md, and plots/ with the PNGs
+ * they show. */
+#ifndef QAT_REPORT_H
+#define QAT_REPORT_H
+
+#include <stdbool.h>
+
+#include "qat/common.h"
+
+typedef struct qat_report_options {
+    const char *run_dir;        /* runs/NAME */
+    const char *device;         /* for the image grid's predictions; NULL: the preferred one */
+    const char *data_dir;       /* Fashion-MNIST; NULL: the default */
+    bool quiet;
+} qat_report_options;
+
+qat_status qat_report_build(const qat_report_options *o);
+
+#endif
