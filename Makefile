@@ -11,7 +11,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # Build and test needs, then what the demo needs on top.
 BUILD_PKGS := gcc make premake4 glslc spirv-tools libvulkan-dev \
               mesa-vulkan-drivers vulkan-validationlayers libpng-dev \
-              zlib1g-dev libcriterion-dev libopenblas-dev pkg-config
+              zlib1g-dev libcriterion-dev libopenblas-dev pkg-config gnuplot-nox
 DATA_PKGS := dataset-fashion-mnist
 
 GLSLC := glslc

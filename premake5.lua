@@ -24,10 +24,11 @@ solution "qat"
     buildoptions { "-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined" }
     linkoptions { "-fsanitize=address,undefined" }
 
-  -- Engine, ops, datasets and checkpoint code; everything links this.
+  -- Engine, ops, datasets, checkpoint code and the report generator;
+  -- everything links this.
   project "qatcore"
     kind "StaticLib"
-    files { "qat/*.c", "qat/*.h", "ops/*.c", "ops/*.h", "datasets/*.c", "datasets/*.h" }
+    files { "qat/*.c", "qat/*.h", "ops/*.c", "ops/*.h", "datasets/*.c", "datasets/*.h", "reports/*.c", "reports/*.h" }
     prebuildcommands { "$(MAKE) --no-print-directory -C .. shaders" }
     configuration "release"
       targetdir "build/lib/release"

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,4 +233,22 @@ void qat_strbuf_free(qat_strbuf *sb)
 {
     free(sb->data);
     qat_strbuf_init(sb);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path) == 0 ? 0 : errno;
+}
+
+qat_status qat_remove_tree(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0) {
+        if (errno == ENOENT) return QAT_OK;
+        return qat_error_set(QAT_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    int err = nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (err != 0) return qat_error_set(QAT_ERR_IO, "%s: cannot remove: %s", path, strerror(err > 0 ? err : errno));
+    return QAT_OK;
 }

@@ -22,6 +22,8 @@ qat_status qat_file_read_all(const char *path, void **data, size_t *size);
 /* Creates `path` and any missing parents (mode 0777 less the umask). An
  * existing directory is fine; an existing non-directory is an error. */
 qat_status qat_mkdir_p(const char *path);
+/* Removes a file or a directory tree (nothing there is fine). */
+qat_status qat_remove_tree(const char *path);
 
 /* Zero-initialise (`qat_strbuf sb = {0};` or qat_strbuf_init) before use.
  * After any append, data is NUL-terminated; len excludes the NUL. */

@@ -300,6 +300,7 @@ static qat_status write_summary(const quant_run *run, const char *kind, const qa
     snprintf(driver, sizeof driver, "%s %s", run->ctx->info.driver_name, run->ctx->info.driver_info);
     json_str(&sb, "driver", driver);
     json_num(&sb, "wall_seconds", r->wall_seconds);
+    json_num(&sb, "peak_device_bytes", (double)run->ctx->peak_device_bytes);
     qat_strbuf_printf(&sb, "\n}\n");
     qat_status st = qat_file_write_atomic(path, sb.data, sb.len);
     qat_strbuf_free(&sb);

@@ -86,7 +86,7 @@ static void expect_error(const char *const *args, int code, const char *needle1,
 
 Test(cli, every_subcommand_has_help)
 {
-    const char *cmds[] = { "train", "eval", "devices", "bench", "ptq", "qat" };
+    const char *cmds[] = { "train", "eval", "devices", "bench", "ptq", "qat", "run", "report" };
     for (size_t i = 0; i < QAT_ARRAY_LEN(cmds); i++) {
         if (strcmp(cmds[i], "bench") == 0) {
             char bench[PATH_MAX + 32];
@@ -398,5 +398,21 @@ Test(cli, ptq_and_qat_write_checkpoints_that_eval_reproduces, .timeout = 600)
             free(ma), free(mb);
         }
     }
+    test_rmtree(dir);
+}
+
+Test(cli, bad_runner_input_names_the_flag_file_or_line)
+{
+    char dir[] = "/tmp/qat-run-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char spec[128];
+    snprintf(spec, sizeof spec, "%s/bad.ini", dir);
+    const char text[] = "[experiment]\nname = x\nmodel = mlp\n[ptq]\nbits = 4/9\n";
+    cr_assert_eq(qat_file_write_atomic(spec, text, strlen(text)), QAT_OK);
+    expect_error((const char *[]){ "run", spec, NULL }, 1, "bad.ini:5:", "'4/9'");
+    expect_error((const char *[]){ "run", "--shard", "3/2", spec, NULL }, 2, "--shard", "'3/2'");
+    expect_error((const char *[]){ "run", NULL }, 2, "experiment file is required", NULL);
+    expect_error((const char *[]){ "run", "/nonexistent/x.ini", NULL }, 1, "/nonexistent/x.ini", NULL);
+    expect_error((const char *[]){ "report", dir, NULL }, 1, "experiment.ini", NULL);
     test_rmtree(dir);
 }

@@ -1,12 +1,13 @@
 #include "tests/test_util.h"
 
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "qat/fileio.h"
 
 const char *test_data_path(const char *relative)
 {
@@ -33,13 +34,7 @@ const char *test_data_path(const char *relative)
     return NULL;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-void test_rmtree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+void test_rmtree(const char *path) { qat_remove_tree(path); }
 
 char test_tmpdir[64];
 

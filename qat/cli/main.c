@@ -13,6 +13,8 @@ static const struct {
     { "eval", cmd_eval, "print the test accuracy of a checkpoint (FP32 or quantized)" },
     { "ptq", cmd_ptq, "post-training quantization of a checkpoint (round-to-nearest or GPTQ)" },
     { "qat", cmd_qat, "quantization-aware fine-tuning of a checkpoint (STE, LSQ or PACT)" },
+    { "run", cmd_run, "run an experiment's grid (experiments/NAME.ini) and write its report" },
+    { "report", cmd_report, "rebuild an experiment's results.csv and report from its runs" },
     { "devices", cmd_devices, "list the Vulkan devices and mark the one qat would use" },
     { "bench", cmd_bench, "measure matmul GFLOP/s and training throughput against references" },
 };

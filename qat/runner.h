@@ -1,0 +1,43 @@
+/* `qat run`: executes an experiment's grid of runs into runs/NAME/, each in
+ * its own directory runs/NAME/RUN_ID/, then writes runs/NAME/results.csv and
+ * the report.
+ *
+ * Resuming: a run is finished when RUN_ID/settings.txt exists and holds
+ * exactly its settings; that file is written (atomically) after everything
+ * else of the run, so a run killed at any moment has none and is redone from
+ * scratch, and a finished run whose settings changed gets a new id anyway.
+ * Runs are deterministic for a seed and device, so a redone run ends with
+ * the same results.
+ *
+ * Sharding: with --shard i/n, shard i runs the PTQ and QAT runs whose index
+ * among them is i - 1 modulo n, and every baseline they need. Copying the
+ * shards' run directories into one runs/NAME/ and running `qat report` there
+ * merges them: results.csv is rebuilt from the finished runs of the grid. */
+#ifndef QAT_RUNNER_H
+#define QAT_RUNNER_H
+
+#include <stdbool.h>
+
+#include "qat/experiment.h"
+
+typedef struct qat_runner_options {
+    const char *spec_path;
+    const char *runs_root;      /* NULL: "runs" */
+    const char *device;
+    const char *data_dir;
+    int shard_index, shard_count; /* 1-based; 1 of 1 for everything */
+    bool dry_run;               /* list the runs (and what is finished) and stop */
+    bool no_report;
+    bool quiet;
+} qat_runner_options;
+
+qat_status qat_runner_run(const qat_runner_options *o);
+
+/* Rebuilds DIR/results.csv from the finished runs of the grid in
+ * DIR/experiment.ini, then the report (`qat report DIR`). */
+qat_status qat_runner_report(const char *dir, const char *device, const char *data_dir, bool quiet);
+
+/* Whether run r of shard i/n runs (baselines: when a run of that shard needs them). */
+bool qat_runner_in_shard(const qat_run_spec *runs, int count, int r, int shard_index, int shard_count);
+
+#endif
