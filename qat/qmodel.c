@@ -435,18 +435,27 @@ qat_status qat_qmodel_save(const qat_qmodel *qm, const char *path, const char *c
     return st;
 }
 
+/* A forward graph of qm with batch `batch`, its parameters written. */
+static qat_status eval_graph(const qat_qmodel *qm, qat_ctx *ctx, int batch, qat_graph **g, qat_model *m,
+                             qat_seq **forward)
+{
+    *g = qat_graph_create(ctx);
+    *forward = NULL;
+    qat_model_quant q;
+    qat_qmodel_eval_quant(qm, &q);
+    qat_model_build_quant(*g, qm->kind, batch, false, &q, m);
+    QAT_TRY(qat_graph_compile(*g));
+    QAT_TRY(qat_qmodel_apply(qm, *g, m));
+    return qat_seq_create(*g, 0, qat_graph_node_count(*g), forward);
+}
+
 qat_status qat_qmodel_evaluate(const qat_qmodel *qm, qat_ctx *ctx, const qat_image_set *set, int batch,
                                qat_eval_result *out)
 {
-    qat_graph *g = qat_graph_create(ctx);
-    qat_model_quant q;
-    qat_qmodel_eval_quant(qm, &q);
+    qat_graph *g;
     qat_model m;
-    qat_model_build_quant(g, qm->kind, batch, false, &q, &m);
-    qat_seq *forward = NULL;
-    qat_status st = qat_graph_compile(g);
-    if (st == QAT_OK) st = qat_qmodel_apply(qm, g, &m);
-    if (st == QAT_OK) st = qat_seq_create(g, 0, qat_graph_node_count(g), &forward);
+    qat_seq *forward;
+    qat_status st = eval_graph(qm, ctx, batch, &g, &m, &forward);
     if (st == QAT_OK) st = qat_evaluate(g, &m, forward, set, qm->input_mean, qm->input_std, out);
     qat_seq_free(forward);
     qat_graph_free(g);
@@ -457,15 +466,10 @@ qat_status qat_qmodel_predict(const qat_qmodel *qm, qat_ctx *ctx, const qat_imag
                               int batch, int *predictions)
 {
     QAT_ASSERT(count <= set->count && batch > 0);
-    qat_graph *g = qat_graph_create(ctx);
-    qat_model_quant q;
-    qat_qmodel_eval_quant(qm, &q);
+    qat_graph *g;
     qat_model m;
-    qat_model_build_quant(g, qm->kind, batch, false, &q, &m);
-    qat_seq *forward = NULL;
-    qat_status st = qat_graph_compile(g);
-    if (st == QAT_OK) st = qat_qmodel_apply(qm, g, &m);
-    if (st == QAT_OK) st = qat_seq_create(g, 0, qat_graph_node_count(g), &forward);
+    qat_seq *forward;
+    qat_status st = eval_graph(qm, ctx, batch, &g, &m, &forward);
     uint32_t *indices = qat_xmalloc((size_t)batch * sizeof *indices);
     int classes = (int)qat_tensor_get(g, m.logits)->shape[1];
     qat_graph_set_phase(g, false, 0);

@@ -275,38 +275,12 @@ Test(cli, bad_quantization_flags_name_the_flag)
 #undef Q
 }
 
-static bool have_data_and_device(void)
-{
-    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0 &&
-        !getenv("QAT_FASHION_MNIST_DIR"))
-        return false;
-    qat_device_info *devs;
-    int count, chosen;
-    qat_status st = qat_devices_list(NULL, &devs, &count, &chosen);
-    free(devs);
-    return st == QAT_OK;
-}
 
 /* A random FP32 mlp checkpoint: quantization runs on it as on a trained one. */
 static void write_random_mlp(const char *path)
 {
     qat_qmodel qm;
-    memset(&qm, 0, sizeof qm);
-    qm.kind = QAT_MODEL_MLP;
-    qm.input_mean = 0.286f;
-    qm.input_std = 0.353f;
-    qm.nlayers = 3;
-    qm.nparams = 6;
-    test_rng rng = { 99 };
-    for (int i = 0; i < 3; i++) {
-        const qat_layer_info *info = qat_model_layer_info(QAT_MODEL_MLP, i);
-        qm.numel[2 * i] = info->rows * info->cols;
-        qm.numel[2 * i + 1] = info->rows;
-        for (int k = 0; k < 2; k++) {
-            qm.values[2 * i + k] = malloc((size_t)qm.numel[2 * i + k] * sizeof(float));
-            test_fill(&rng, qm.values[2 * i + k], (size_t)qm.numel[2 * i + k], -0.1f, 0.1f);
-        }
-    }
+    test_random_mlp(&qm, 99, 0.1f);
     cr_assert_eq(qat_qmodel_save(&qm, path, NULL), QAT_OK, "%s", qat_error_message());
     qat_qmodel_free(&qm);
 }
@@ -325,7 +299,7 @@ static double json_number(const char *json, const char *key)
  * summary's accuracy, and a bad bit map is refused naming its line. */
 Test(cli, ptq_and_qat_write_checkpoints_that_eval_reproduces, .timeout = 600)
 {
-    if (!have_data_and_device()) cr_skip_test("needs Fashion-MNIST and a Vulkan device");
+    if (!test_have_data_and_device()) cr_skip_test("needs Fashion-MNIST and a Vulkan device");
     char dir[] = "/tmp/qat-quant-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     char ckpt[128], map[128], out[128], path[256];

@@ -78,22 +78,7 @@ Test(qmodel, missing_bit_map_names_the_file)
  * layer 1 at 8 bits per channel, layer 2 FP32 with 3-bit inputs. */
 static void make_model(qat_qmodel *qm, uint64_t seed)
 {
-    memset(qm, 0, sizeof *qm);
-    qm->kind = QAT_MODEL_MLP;
-    qm->input_mean = 0.25f;
-    qm->input_std = 0.5f;
-    qm->nlayers = 3;
-    qm->nparams = 6;
-    test_rng rng = { seed };
-    for (int i = 0; i < 3; i++) {
-        const qat_layer_info *info = qat_model_layer_info(QAT_MODEL_MLP, i);
-        qm->numel[2 * i] = info->rows * info->cols;
-        qm->numel[2 * i + 1] = info->rows;
-        for (int k = 0; k < 2; k++) {
-            qm->values[2 * i + k] = malloc((size_t)qm->numel[2 * i + k] * sizeof(float));
-            test_fill(&rng, qm->values[2 * i + k], (size_t)qm->numel[2 * i + k], -0.2f, 0.2f);
-        }
-    }
+    test_random_mlp(qm, seed, 0.2f);
     const qat_qscheme schemes[2] = { { 4, false, QAT_GRAN_GROUP, 64 }, { 8, true, QAT_GRAN_CHANNEL, 0 } };
     for (int i = 0; i < 2; i++) {
         const qat_layer_info *info = qat_model_layer_info(QAT_MODEL_MLP, i);

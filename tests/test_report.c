@@ -131,26 +131,6 @@ static void write_metrics(const char *path, int epochs, double start, double end
 
 /* A random FP32 mlp (every layer unquantized), and the same at 2 bits per
  * channel with 2-bit inputs for the lowest-bit run. */
-static void make_mlp(qat_qmodel *qm, uint64_t seed)
-{
-    memset(qm, 0, sizeof *qm);
-    qm->kind = QAT_MODEL_MLP;
-    qm->input_mean = 0.2860f;
-    qm->input_std = 0.3530f;
-    qm->nlayers = 3;
-    qm->nparams = 6;
-    test_rng rng = { seed };
-    for (int i = 0; i < 3; i++) {
-        const qat_layer_info *info = qat_model_layer_info(QAT_MODEL_MLP, i);
-        qm->numel[2 * i] = info->rows * info->cols;
-        qm->numel[2 * i + 1] = info->rows;
-        float bound = 1.0f / sqrtf((float)info->cols);
-        for (int k = 0; k < 2; k++) {
-            qm->values[2 * i + k] = malloc((size_t)qm->numel[2 * i + k] * sizeof(float));
-            test_fill(&rng, qm->values[2 * i + k], (size_t)qm->numel[2 * i + k], -bound, bound);
-        }
-    }
-}
 
 static void quantize_mlp(qat_qmodel *qm, int bits)
 {
@@ -218,7 +198,7 @@ static const char *make_run_dir(void)
     write_text(path, experiment_ini);
 
     qat_qmodel qm;
-    make_mlp(&qm, 7);
+    test_random_mlp(&qm, 7, 0);
     run_id(&fake_runs[0], 1, id, sizeof id);
     snprintf(path, sizeof path, "%s/%s/model.safetensors", dir_copy, id);
     cr_assert_eq(qat_qmodel_save(&qm, path, NULL), QAT_OK, "%s", qat_error_message());

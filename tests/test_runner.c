@@ -19,17 +19,6 @@ static const char tiny_spec[] =
     "[ptq]\nmethods = rtn\nbits = 8/8, 4/4\ncalib = 2\n"
     "[qat]\nquantizers = lsq\nbits = 4/4\nepochs = 1\ncalib = 2\n";
 
-static bool have_data_and_device(void)
-{
-    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0 &&
-        !getenv("QAT_FASHION_MNIST_DIR"))
-        return false;
-    qat_device_info *devs;
-    int count, chosen;
-    qat_status st = qat_devices_list(NULL, &devs, &count, &chosen);
-    free(devs);
-    return st == QAT_OK;
-}
 
 static char *slurp(const char *path)
 {
@@ -89,7 +78,7 @@ static char *tensor_data(const char *path, size_t *size)
 
 Test(runner, resumes_redoes_killed_runs_and_merges_shards, .timeout = 900)
 {
-    if (!have_data_and_device()) cr_skip_test("needs Fashion-MNIST and a Vulkan device");
+    if (!test_have_data_and_device()) cr_skip_test("needs Fashion-MNIST and a Vulkan device");
     const char *spec = test_tmp_path("tiny.ini");
     cr_assert_eq(qat_file_write_atomic(spec, tiny_spec, strlen(tiny_spec)), QAT_OK);
     qat_experiment e;

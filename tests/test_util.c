@@ -94,3 +94,36 @@ double test_rel_max_err(const float *a, const float *b, size_t n, double floor)
     for (size_t i = 0; i < n; i++) err = fmax(err, fabs((double)a[i] - (double)b[i]));
     return err / scale;
 }
+
+bool test_have_data_and_device(void)
+{
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0 &&
+        !getenv("QAT_FASHION_MNIST_DIR"))
+        return false;
+    qat_device_info *devs;
+    int count, chosen;
+    qat_status st = qat_devices_list(NULL, &devs, &count, &chosen);
+    free(devs);
+    return st == QAT_OK;
+}
+
+void test_random_mlp(qat_qmodel *qm, uint64_t seed, float bound)
+{
+    memset(qm, 0, sizeof *qm);
+    qm->kind = QAT_MODEL_MLP;
+    qm->input_mean = 0.286f;
+    qm->input_std = 0.353f;
+    qm->nlayers = 3;
+    qm->nparams = 6;
+    test_rng rng = { seed };
+    for (int i = 0; i < 3; i++) {
+        const qat_layer_info *info = qat_model_layer_info(QAT_MODEL_MLP, i);
+        qm->numel[2 * i] = info->rows * info->cols;
+        qm->numel[2 * i + 1] = info->rows;
+        float b = bound > 0 ? bound : 1.0f / sqrtf((float)info->cols);
+        for (int k = 0; k < 2; k++) {
+            qm->values[2 * i + k] = qat_xmalloc((size_t)qm->numel[2 * i + k] * sizeof(float));
+            test_fill(&rng, qm->values[2 * i + k], (size_t)qm->numel[2 * i + k], -b, b);
+        }
+    }
+}

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include "qat/context.h"
+#include "qat/qmodel.h"
 
 /* Path of a file under tests/ (e.g. "golden/mlp_golden.safetensors"),
  * found from $QAT_GOLDEN_DIR/.. , the repository root as working directory,
@@ -42,5 +43,14 @@ void test_fill(test_rng *r, float *x, size_t n, float lo, float hi);
 /* max |a - b| / max(max |b|, floor): an error relative to the tensor's scale,
  * so tiny entries do not dominate. */
 double test_rel_max_err(const float *a, const float *b, size_t n, double floor);
+
+/* Fashion-MNIST installed and a Vulkan device present: what the end-to-end
+ * tests need (they skip otherwise). */
+bool test_have_data_and_device(void);
+
+/* An FP32 mlp with every parameter uniform in +-bound (bound <= 0: the
+ * layer's 1 / sqrt(fan_in)) from test_rng {seed}, weight then bias per layer;
+ * free with qat_qmodel_free. */
+void test_random_mlp(qat_qmodel *qm, uint64_t seed, float bound);
 
 #endif
