@@ -27,8 +27,7 @@ static void build_quant(const quant_run *run, int batch, qat_model_quant *q)
         const qat_layer_info *info = qat_model_layer_info(run->qm.kind, i);
         const qat_qlayer *l = &run->qm.layers[i];
         if (l->abits) {
-            int64_t numel = (int64_t)batch * (info->conv ? info->in_channels * info->in_height * info->in_width
-                                                         : info->cols);
+            int64_t numel = qat_layer_input_numel(info, batch);
             qat_fq_estimator est = QAT_FQ_STE_CLIPPED;
             if (o->quantizer == QAT_QUANTIZER_LSQ) est = QAT_FQ_LSQ;
             if (o->quantizer == QAT_QUANTIZER_PACT && info->input_nonnegative && !l->a_symmetric) est = QAT_FQ_PACT;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
+
 /* ------------------------------------------------------------------ writer */
 
 void qat_json_write_string(qat_strbuf *sb, const char *s)
@@ -483,4 +485,15 @@ void qat_json_free(qat_json_value *value)
     if (!value) return;
     free_contents(value);
     free(value);
+}
+
+qat_status qat_json_load(const char *path, qat_json_value **out)
+{
+    *out = NULL;
+    void *text;
+    size_t size;
+    QAT_TRY(qat_file_read_all(path, &text, &size));
+    qat_status st = qat_json_parse(text, size, path, out);
+    free(text);
+    return st;
 }

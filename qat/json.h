@@ -63,6 +63,10 @@ typedef struct qat_json_value {
 qat_status qat_json_parse(const char *text, size_t len, const char *source_name,
                           qat_json_value **out);
 
+/* Reads and parses a whole file: QAT_ERR_IO when it cannot be read,
+ * QAT_ERR_FORMAT when it is not JSON (the message names the path). */
+qat_status qat_json_load(const char *path, qat_json_value **out);
+
 /* The value of `key` in an object; NULL if absent or `obj` is not an object
  * (or is NULL), so lookups can be chained. */
 const qat_json_value *qat_json_get(const qat_json_value *obj, const char *key);

@@ -50,6 +50,11 @@ const qat_layer_info *qat_model_layer_info(qat_model_kind kind, int layer)
     return kind == QAT_MODEL_MLP ? &mlp_layers[layer] : &cnn_layers[layer];
 }
 
+int64_t qat_layer_input_numel(const qat_layer_info *info, int batch)
+{
+    return (int64_t)batch * (info->conv ? info->in_channels * info->in_height * info->in_width : info->cols);
+}
+
 int qat_model_layer_find(qat_model_kind kind, const char *name)
 {
     for (int i = 0; i < qat_model_layer_count(kind); i++)

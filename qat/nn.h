@@ -26,6 +26,8 @@ typedef struct qat_layer_info {
 
 int qat_model_layer_count(qat_model_kind kind);
 const qat_layer_info *qat_model_layer_info(qat_model_kind kind, int layer);
+/* Elements of the layer's input for a batch of `batch` images. */
+int64_t qat_layer_input_numel(const qat_layer_info *info, int batch);
 /* The layer index of a name, or -1. */
 int qat_model_layer_find(qat_model_kind kind, const char *name);
 

@@ -282,12 +282,6 @@ qat_fq_params qat_act_fq_params(int bits, int64_t numel, qat_fq_estimator estima
                             .estimator = estimator, .grad_scale = 1.0f };
 }
 
-static int64_t layer_input_numel(qat_model_kind kind, int layer, int batch)
-{
-    const qat_layer_info *info = qat_model_layer_info(kind, layer);
-    return (int64_t)batch * (info->conv ? info->in_channels * info->in_height * info->in_width : info->cols);
-}
-
 void qat_qmodel_eval_quant(const qat_qmodel *qm, qat_model_quant *q)
 {
     memset(q, 0, sizeof *q);
@@ -295,7 +289,8 @@ void qat_qmodel_eval_quant(const qat_qmodel *qm, qat_model_quant *q)
         if (!qm->layers[i].abits) continue;
         q->input[i].enabled = true;
         /* Per tensor: the layout does not depend on the batch. */
-        q->input[i].params = qat_act_fq_params(qm->layers[i].abits, layer_input_numel(qm->kind, i, 1),
+        const qat_layer_info *info = qat_model_layer_info(qm->kind, i);
+        q->input[i].params = qat_act_fq_params(qm->layers[i].abits, qat_layer_input_numel(info, 1),
                                                QAT_FQ_STE_CLIPPED);
     }
 }

@@ -110,12 +110,7 @@ static qat_status read_summary(const char *dir, qat_json_value **out)
 {
     char path[1400];
     snprintf(path, sizeof path, "%s/summary.json", dir);
-    void *data;
-    size_t size;
-    QAT_TRY(qat_file_read_all(path, &data, &size));
-    qat_status st = qat_json_parse(data, size, path, out);
-    free(data);
-    return st;
+    return qat_json_load(path, out);
 }
 
 static double json_number(const qat_json_value *obj, const char *key)

@@ -156,14 +156,13 @@ static void environment_read(const report_data *d, const char *run_dir, environm
             if ((r->kind == REPORT_BASELINE) != (pass == 0)) continue;
             char path[4400];
             snprintf(path, sizeof path, "%s/%s/summary.json", run_dir, r->run_id);
-            void *text;
-            size_t size;
-            if (qat_file_read_all(path, &text, &size) != QAT_OK) {
+            qat_json_value *json = NULL;
+            qat_status st = qat_json_load(path, &json);
+            if (st == QAT_ERR_IO) {
                 if (!env->missing++) snprintf(env->first_missing, sizeof env->first_missing, "%s", r->run_id);
                 continue;
             }
-            qat_json_value *json = NULL;
-            if (qat_json_parse(text, size, path, &json) != QAT_OK) {
+            if (st != QAT_OK) {
                 report_note(notes, "unreadable summary: %s", qat_error_message());
             } else {
                 static const char *const keys[] = { "device", "driver", "git_commit", "model" };
@@ -174,7 +173,6 @@ static void environment_read(const report_data *d, const char *run_dir, environm
                 }
             }
             qat_json_free(json);
-            free(text);
         }
     if (env->missing)
         report_note(notes, "%d run%s without summary.json (the first: %s): the environment lists only the others",
