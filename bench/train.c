@@ -102,8 +102,10 @@ static qat_status bench_model(qat_ctx *ctx, const bench_config *cfg, qat_model_k
                               int nrefs, bool *mismatch)
 {
     qat_train q = { .g = qat_graph_create(ctx), .optim = qat_optim_defaults(QAT_OPTIM_ADAMW, 1e-3f) };
+    static qat_model_desc desc;
+    qat_model_desc_default(&desc, kind);
     qat_model m;
-    qat_model_build(q.g, kind, BATCH, true, &m);
+    qat_model_build(q.g, &desc, BATCH, true, &m);
     qat_graph_backward(q.g, m.loss);
     qat_graph_add_optimizer(q.g, &q.optim);
     cpu_train c[MAX_REFS] = { 0 };
@@ -132,7 +134,7 @@ static qat_status bench_model(qat_ctx *ctx, const bench_config *cfg, qat_model_k
     /* The CPU models start from the same parameters and read the same batch. */
     for (int i = 0; i < m.nparams; i++)
         init[i] = qat_xmalloc((size_t)qat_tensor_cget(q.g, m.params[i])->numel * sizeof(float));
-    qat_model_init_values(q.g, &m, SEED, init);
+    qat_model_init_values(m.desc, SEED, init);
     for (int r = 0; r < nrefs; r++) {
         c[r] = (cpu_train){ .kind = refs[r], .x = x, .labels = labels, .optim = q.optim };
         cpu_train_create(&c[r], init);

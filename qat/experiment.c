@@ -298,9 +298,10 @@ static qat_status key_name(parse_state *ps, const char *v)
 
 static qat_status key_model(parse_state *ps, const char *v)
 {
-    if (!qat_model_parse(v, &ps->e->model)) {
+    /* Image experiments: the gpt trains on text, through [finetune] specs. */
+    if (!qat_model_parse(v, &ps->e->model) || ps->e->model == QAT_MODEL_GPT) {
         char choices[128];
-        name_choices(model_name_i, QAT_MODEL_KIND_COUNT, choices, sizeof choices);
+        name_choices(model_name_i, QAT_MODEL_GPT, choices, sizeof choices);
         return bad_value(ps, v, "unknown model (expected %s)", choices);
     }
     return QAT_OK;
@@ -598,7 +599,7 @@ qat_status qat_experiment_parse(const char *text, size_t len, const char *source
     }
     if (st == QAT_OK) {
         qat_train_options *b = &e->baseline;
-        b->model = e->model;
+        b->model = (qat_model_config){ .kind = e->model, .gpt = QAT_GPT_DEFAULT_CONFIG };
         b->optim = qat_optim_defaults(ps.optim, ps.have_lr ? ps.lr : ps.optim == QAT_OPTIM_ADAMW ? 1e-3 : 0.05);
         if (ps.have_momentum) b->optim.momentum = ps.momentum;
         if (ps.have_weight_decay) b->optim.weight_decay = ps.weight_decay;

@@ -24,7 +24,7 @@ static void build_quant(const quant_run *run, int batch, qat_model_quant *q)
     const qat_quantize_options *o = run->o;
     memset(q, 0, sizeof *q);
     for (int i = 0; i < run->qc.nlayers; i++) {
-        const qat_layer_info *info = qat_model_layer_info(run->qm.kind, i);
+        const qat_layer_info *info = &run->qm.desc.layers[i];
         const qat_qlayer *l = &run->qm.layers[i];
         if (l->abits) {
             int64_t numel = qat_layer_input_numel(info, batch);
@@ -85,11 +85,11 @@ static qat_status write_initial(const quant_run *run, qat_graph *g, const qat_mo
 static qat_status collect_result(quant_run *run, qat_graph *g, const qat_model *m, const qat_model_quant *q)
 {
     for (int i = 0; i < run->qc.nlayers; i++) {
-        const qat_layer_info *info = qat_model_layer_info(run->qm.kind, i);
+        const qat_layer_info *info = &run->qm.desc.layers[i];
         qat_qlayer *l = &run->qm.layers[i];
         const qat_model_layer *ml = &m->layers[i];
-        QAT_TRY(qat_tensor_read(g, ml->bias, run->qm.values[2 * i + 1]));
-        float *w = run->qm.values[2 * i];
+        QAT_TRY(qat_tensor_read(g, ml->bias, run->qm.values[info->bias]));
+        float *w = run->qm.values[info->weight];
         QAT_TRY(qat_tensor_read(g, ml->weight, w));
         if (ml->in_scale >= 0) {
             float v;
@@ -121,7 +121,7 @@ static qat_status train(quant_run *run)
     qat_model_quant q;
     build_quant(run, o->batch, &q);
     qat_model m;
-    qat_model_build_quant(g, run->qm.kind, o->batch, true, &q, &m);
+    qat_model_build_quant(g, &run->qm.desc, o->batch, true, &q, &m);
     int backward_start = qat_graph_backward(g, m.loss);
     uint32_t steps_per_epoch = run->data.train.count / (uint32_t)o->batch;
     qat_optim_config optim = o->optim;
@@ -155,7 +155,7 @@ qat_status qat_qat_run(const qat_quantize_options *o, qat_quantize_result *r)
                            run.data.train.count);
     if (st == QAT_OK) st = quant_calibrate_inputs(&run);
     for (int l = 0; st == QAT_OK && l < run.qc.nlayers; l++)
-        if (run.qc.layers[l].wbits) quant_weight_rtn(&run, l, run.fp32.values[2 * l]);
+        if (run.qc.layers[l].wbits) quant_weight_rtn(&run, l, run.fp32.values[run.fp32.desc.layers[l].weight]);
     if (st == QAT_OK) st = train(&run);
     if (st == QAT_OK) st = quant_run_finish(&run, "qat", r);
     quant_run_end(&run);

@@ -6,9 +6,10 @@
 #include <string.h>
 
 #include "ops/ops_vk.h"
+#include "qat/nn_internal.h"
 #include "qat/rng.h"
 
-static const char *const model_names[QAT_MODEL_KIND_COUNT] = { "mlp", "cnn" };
+static const char *const model_names[QAT_MODEL_KIND_COUNT] = { "mlp", "cnn", "gpt" };
 
 const char *qat_model_name(qat_model_kind kind)
 {
@@ -26,50 +27,127 @@ bool qat_model_parse(const char *name, qat_model_kind *out)
     return false;
 }
 
-static const qat_layer_info mlp_layers[] = {
-    { "fc1", false, 256, 784, 0, 0, 0, false },
-    { "fc2", false, 256, 256, 0, 0, 0, true },
-    { "fc3", false, 10, 256, 0, 0, 0, true },
-};
-static const qat_layer_info cnn_layers[] = {
-    { "conv1", true, 16, 1 * 9, 1, 28, 28, false },
-    { "conv2", true, 32, 16 * 9, 16, 14, 14, true },
-    { "fc1", false, 128, 32 * 7 * 7, 0, 0, 0, true },
-    { "fc2", false, 10, 128, 0, 0, 0, true },
-};
+/* ---- descriptions ----------------------------------------------------------- */
 
-int qat_model_layer_count(qat_model_kind kind)
+int qat_desc_add_param(qat_model_desc *d, const char *name, int ndim, const int64_t *shape, qat_param_init init,
+                       float init_arg)
 {
-    QAT_ASSERT(kind < QAT_MODEL_KIND_COUNT);
-    return kind == QAT_MODEL_MLP ? 3 : 4;
+    QAT_ASSERT(d->nparams < QAT_MODEL_MAX_PARAMS && ndim >= 1 && ndim <= 4);
+    qat_param_info *p = &d->params[d->nparams];
+    memset(p, 0, sizeof *p);
+    int n = snprintf(p->name, sizeof p->name, "%s", name);
+    QAT_ASSERT(n > 0 && (size_t)n < sizeof p->name);
+    p->ndim = ndim;
+    p->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        p->shape[i] = shape[i];
+        p->numel *= shape[i];
+    }
+    p->init = init;
+    p->init_arg = init_arg;
+    p->layer = -1;
+    d->param_count += p->numel;
+    return d->nparams++;
 }
 
-const qat_layer_info *qat_model_layer_info(qat_model_kind kind, int layer)
+/* A layer with its weight and bias parameters, added in that order. A
+ * conv's weight is (rows, in_channels, 3, 3); a linear's (rows, cols). */
+int qat_desc_add_layer(qat_model_desc *d, const qat_layer_info *shape_only, qat_param_init weight_init,
+                       float weight_arg, qat_param_init bias_init, float bias_arg)
 {
-    QAT_ASSERT(layer >= 0 && layer < qat_model_layer_count(kind));
-    return kind == QAT_MODEL_MLP ? &mlp_layers[layer] : &cnn_layers[layer];
+    QAT_ASSERT(d->nlayers < QAT_MODEL_MAX_LAYERS);
+    int index = d->nlayers++;
+    qat_layer_info *l = &d->layers[index];
+    *l = *shape_only;
+    if (l->positions == 0) l->positions = 1;
+    char name[96];
+    int64_t wshape[4] = { l->rows, l->conv ? l->in_channels : l->cols, 3, 3 };
+    snprintf(name, sizeof name, "%s.weight", l->name);
+    l->weight = qat_desc_add_param(d, name, l->conv ? 4 : 2, wshape, weight_init, weight_arg);
+    snprintf(name, sizeof name, "%s.bias", l->name);
+    l->bias = qat_desc_add_param(d, name, 1, &l->rows, bias_init, bias_arg);
+    d->params[l->weight].layer = index;
+    d->params[l->bias].layer = index;
+    return index;
+}
+
+static void image_layer(qat_model_desc *d, const char *name, bool conv, int64_t rows, int64_t cols,
+                        int64_t in_channels, int64_t in_height, int64_t in_width, bool input_nonnegative)
+{
+    qat_layer_info l = { .conv = conv, .rows = rows, .cols = cols, .in_channels = in_channels,
+                         .in_height = in_height, .in_width = in_width, .input_nonnegative = input_nonnegative };
+    snprintf(l.name, sizeof l.name, "%s", name);
+    /* PyTorch's reset_parameters: weight and bias both use the weight's fan-in. */
+    float fan_in = (float)cols;
+    qat_desc_add_layer(d, &l, QAT_INIT_FAN_IN, fan_in, QAT_INIT_FAN_IN, fan_in);
+}
+
+qat_status qat_model_desc_init(qat_model_desc *d, const qat_model_config *config)
+{
+    memset(d, 0, sizeof *d);
+    d->config = *config;
+    switch (config->kind) {
+    case QAT_MODEL_MLP:
+        image_layer(d, "fc1", false, 256, 784, 0, 0, 0, false);
+        image_layer(d, "fc2", false, 256, 256, 0, 0, 0, true);
+        image_layer(d, "fc3", false, 10, 256, 0, 0, 0, true);
+        return QAT_OK;
+    case QAT_MODEL_CNN:
+        image_layer(d, "conv1", true, 16, 1 * 9, 1, 28, 28, false);
+        image_layer(d, "conv2", true, 32, 16 * 9, 16, 14, 14, true);
+        image_layer(d, "fc1", false, 128, 32 * 7 * 7, 0, 0, 0, true);
+        image_layer(d, "fc2", false, 10, 128, 0, 0, 0, true);
+        return QAT_OK;
+    case QAT_MODEL_GPT:
+        return qat_gpt_desc_init(d, &config->gpt);
+    case QAT_MODEL_KIND_COUNT:
+        break;
+    }
+    QAT_ASSERT_MSG(false, "unknown model kind");
+    return QAT_ERR_INVALID;
+}
+
+void qat_model_desc_default(qat_model_desc *d, qat_model_kind kind)
+{
+    qat_model_config config = { .kind = kind, .gpt = QAT_GPT_DEFAULT_CONFIG };
+    qat_status st = qat_model_desc_init(d, &config);
+    QAT_ASSERT(st == QAT_OK);
 }
 
 int64_t qat_layer_input_numel(const qat_layer_info *info, int batch)
 {
-    return (int64_t)batch * (info->conv ? info->in_channels * info->in_height * info->in_width : info->cols);
+    if (info->conv) return (int64_t)batch * info->in_channels * info->in_height * info->in_width;
+    return (int64_t)batch * info->positions * info->cols;
 }
 
-int qat_model_layer_find(qat_model_kind kind, const char *name)
+int qat_model_layer_find(const qat_model_desc *d, const char *name)
 {
-    for (int i = 0; i < qat_model_layer_count(kind); i++)
-        if (strcmp(qat_model_layer_info(kind, i)->name, name) == 0) return i;
+    for (int i = 0; i < d->nlayers; i++)
+        if (strcmp(d->layers[i].name, name) == 0) return i;
     return -1;
 }
 
-static int add_param(qat_graph *g, qat_model *m, const char *name, int ndim, const int64_t *shape, bool trainable)
+int qat_model_param_find(const qat_model_desc *d, const char *name)
 {
-    QAT_ASSERT(m->nparams < QAT_MODEL_MAX_PARAMS);
-    int id = qat_param(g, name, ndim, shape, trainable);
-    m->params[m->nparams++] = id;
-    m->param_count += qat_shape_numel(ndim, shape);
-    return id;
+    for (int i = 0; i < d->nparams; i++)
+        if (strcmp(d->params[i].name, name) == 0) return i;
+    return -1;
 }
+
+void qat_model_layer_names(const qat_model_desc *d, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (int i = 0; i < d->nlayers; i++) {
+        size_t len = strlen(out);
+        int n = snprintf(out + len, size - len, "%s%s", i ? ", " : "", d->layers[i].name);
+        if (n < 0 || (size_t)n >= size - len) {
+            if (size > 4) snprintf(out + size - 4, 4, "...");
+            break;
+        }
+    }
+}
+
+/* ---- graphs ----------------------------------------------------------------- */
 
 /* x -> fake_quant(x) with parameters NAME.SUFFIX_scale / _zero_point. */
 static int fake_quant(qat_graph *g, int x, const char *layer, const char *what, const qat_model_fq *fq, int *scale,
@@ -88,19 +166,14 @@ static int fake_quant(qat_graph *g, int x, const char *layer, const char *what, 
     return qat_fake_quant(g, x, *scale, params.estimator == QAT_FQ_PACT ? -1 : *zero_point, &params);
 }
 
-/* Creates the layer's parameters and applies its quantizers; returns the
- * weight as the layer uses it. */
-static int layer_begin(qat_graph *g, qat_model *m, const qat_model_quant *q, int x, int *x_used, bool trainable)
+int qat_model_layer_begin(qat_graph *g, qat_model *m, const qat_model_quant *q, int index, int x, int *x_used)
 {
-    int index = m->nlayers++;
-    const qat_layer_info *info = qat_model_layer_info(m->kind, index);
+    QAT_ASSERT(index == m->nlayers && index < m->desc->nlayers);
+    m->nlayers++;
+    const qat_layer_info *info = &m->desc->layers[index];
     qat_model_layer *l = &m->layers[index];
-    char wname[64], bname[64];
-    snprintf(wname, sizeof wname, "%s.weight", info->name);
-    snprintf(bname, sizeof bname, "%s.bias", info->name);
-    int64_t wshape[4] = { info->rows, info->conv ? info->in_channels : info->cols, 3, 3 };
-    l->weight = add_param(g, m, wname, info->conv ? 4 : 2, wshape, trainable);
-    l->bias = add_param(g, m, bname, 1, &info->rows, trainable);
+    l->weight = m->params[info->weight];
+    l->bias = m->params[info->bias];
     l->in_scale = l->in_zero_point = l->w_scale = l->w_zero_point = -1;
     l->input_raw = x;
     if (q && q->input[index].enabled)
@@ -114,81 +187,103 @@ static int layer_begin(qat_graph *g, qat_model *m, const qat_model_quant *q, int
     return w;
 }
 
-static int linear(qat_graph *g, qat_model *m, const qat_model_quant *q, int x, bool relu, bool trainable)
+int qat_model_linear(qat_graph *g, qat_model *m, const qat_model_quant *q, int x, qat_epilogue epilogue)
 {
-    int w = layer_begin(g, m, q, x, &x, trainable);
-    int b = m->layers[m->nlayers - 1].bias;
-    return qat_matmul_ex(g, x, w, false, true, b, relu ? QAT_EPILOGUE_BIAS_RELU : QAT_EPILOGUE_BIAS);
+    int index = m->nlayers;
+    int w = qat_model_layer_begin(g, m, q, index, x, &x);
+    return qat_matmul_ex(g, x, w, false, true, m->layers[index].bias, epilogue);
 }
 
-static int conv_relu_pool(qat_graph *g, qat_model *m, const qat_model_quant *q, int x, bool trainable)
+static int conv_relu_pool(qat_graph *g, qat_model *m, const qat_model_quant *q, int x)
 {
-    int w = layer_begin(g, m, q, x, &x, trainable);
-    int b = m->layers[m->nlayers - 1].bias;
+    int index = m->nlayers;
+    int w = qat_model_layer_begin(g, m, q, index, x, &x);
     int y = qat_conv2d(g, x, w, 1, 1);
-    y = qat_bias_add(g, y, b, 1);
+    y = qat_bias_add(g, y, m->layers[index].bias, 1);
     y = qat_relu(g, y);
     return qat_maxpool2d(g, y);
 }
 
-void qat_model_build(qat_graph *g, qat_model_kind kind, int batch, bool trainable, qat_model *m)
+void qat_model_build(qat_graph *g, const qat_model_desc *d, int batch, bool trainable, qat_model *m)
 {
-    qat_model_build_quant(g, kind, batch, trainable, NULL, m);
+    qat_model_build_quant(g, d, batch, trainable, NULL, m);
 }
 
-void qat_model_build_quant(qat_graph *g, qat_model_kind kind, int batch, bool trainable, const qat_model_quant *q,
-                           qat_model *m)
+void qat_model_build_quant(qat_graph *g, const qat_model_desc *d, int batch, bool trainable,
+                           const qat_model_quant *q, qat_model *m)
 {
     memset(m, 0, sizeof *m);
-    m->kind = kind;
+    m->desc = d;
+    m->kind = d->config.kind;
     m->batch = batch;
-    int64_t nb = batch;
-    m->labels = qat_input(g, "labels", QAT_I32, 1, &nb);
-    int h;
-    if (kind == QAT_MODEL_MLP) {
-        int64_t xs[2] = { batch, 784 };
-        m->x = qat_input(g, "x", QAT_F32, 2, xs);
-        h = linear(g, m, q, m->x, true, trainable);
-        h = linear(g, m, q, h, true, trainable);
-        h = linear(g, m, q, h, false, trainable);
-    } else {
-        int64_t xs[4] = { batch, 1, 28, 28 };
-        m->x = qat_input(g, "x", QAT_F32, 4, xs);
-        h = conv_relu_pool(g, m, q, m->x, trainable);
-        h = conv_relu_pool(g, m, q, h, trainable);
-        h = qat_flatten(g, h);
-        h = linear(g, m, q, h, true, trainable);
-        h = linear(g, m, q, h, false, trainable);
+    /* Every parameter up front, in the description's order: checkpoints and
+     * initialisation streams follow that order. */
+    for (int i = 0; i < d->nparams; i++) {
+        const qat_param_info *p = &d->params[i];
+        m->params[i] = qat_param(g, p->name, p->ndim, p->shape, trainable);
+        m->param_count += p->numel;
     }
-    QAT_ASSERT(m->nlayers == qat_model_layer_count(kind));
+    m->nparams = d->nparams;
+    int h;
+    switch (d->config.kind) {
+    case QAT_MODEL_MLP: {
+        int64_t nb = batch, xs[2] = { batch, 784 };
+        m->labels = qat_input(g, "labels", QAT_I32, 1, &nb);
+        m->x = qat_input(g, "x", QAT_F32, 2, xs);
+        h = qat_model_linear(g, m, q, m->x, QAT_EPILOGUE_BIAS_RELU);
+        h = qat_model_linear(g, m, q, h, QAT_EPILOGUE_BIAS_RELU);
+        h = qat_model_linear(g, m, q, h, QAT_EPILOGUE_BIAS);
+        break;
+    }
+    case QAT_MODEL_CNN: {
+        int64_t nb = batch, xs[4] = { batch, 1, 28, 28 };
+        m->labels = qat_input(g, "labels", QAT_I32, 1, &nb);
+        m->x = qat_input(g, "x", QAT_F32, 4, xs);
+        h = conv_relu_pool(g, m, q, m->x);
+        h = conv_relu_pool(g, m, q, h);
+        h = qat_flatten(g, h);
+        h = qat_model_linear(g, m, q, h, QAT_EPILOGUE_BIAS_RELU);
+        h = qat_model_linear(g, m, q, h, QAT_EPILOGUE_BIAS);
+        break;
+    }
+    default:
+        QAT_ASSERT_MSG(false, "unknown model kind");
+        return;
+    }
+    QAT_ASSERT(m->nlayers == d->nlayers);
     m->logits = h;
     m->loss = qat_softmax_ce(g, m->logits, m->labels);
     qat_graph_mark_output(g, m->logits);
     qat_graph_mark_output(g, m->loss);
 }
 
-void qat_model_init_values(const qat_graph *g, const qat_model *m, uint64_t seed, float **values)
+void qat_model_init_values(const qat_model_desc *d, uint64_t seed, float **values)
 {
-    /* Weights come in (weight, bias) pairs; both use the weight's fan-in
-     * (inputs times kernel area), as PyTorch's reset_parameters does. */
-    int64_t fan_in = 1;
-    for (int i = 0; i < m->nparams; i++) {
-        const qat_tensor *t = qat_tensor_cget(g, m->params[i]);
-        if (t->ndim >= 2) fan_in = t->numel / t->shape[0];
-        float bound = 1.0f / sqrtf((float)fan_in);
+    for (int i = 0; i < d->nparams; i++) {
+        const qat_param_info *p = &d->params[i];
         qat_rng rng = qat_rng_init(seed, (uint64_t)i);
-        for (int64_t j = 0; j < t->numel; j++) values[i][j] = qat_rng_uniform_range(&rng, -bound, bound);
+        float bound = p->init == QAT_INIT_FAN_IN ? 1.0f / sqrtf(p->init_arg) : 0.0f;
+        for (int64_t j = 0; j < p->numel; j++) {
+            switch (p->init) {
+            case QAT_INIT_FAN_IN: values[i][j] = qat_rng_uniform_range(&rng, -bound, bound); break;
+            case QAT_INIT_NORMAL: values[i][j] = p->init_arg * qat_rng_normal(&rng); break;
+            case QAT_INIT_ONES: values[i][j] = 1.0f; break;
+            case QAT_INIT_ZEROS: values[i][j] = 0.0f; break;
+            }
+        }
     }
 }
 
 qat_status qat_model_init_params(qat_graph *g, const qat_model *m, uint64_t seed)
 {
-    float *values[QAT_MODEL_MAX_PARAMS];
-    for (int i = 0; i < m->nparams; i++)
-        values[i] = qat_xmalloc((size_t)qat_tensor_get(g, m->params[i])->numel * sizeof(float));
-    qat_model_init_values(g, m, seed, values);
+    const qat_model_desc *d = m->desc;
+    float **values = qat_xcalloc((size_t)d->nparams, sizeof *values);
+    for (int i = 0; i < d->nparams; i++) values[i] = qat_xmalloc((size_t)d->params[i].numel * sizeof(float));
+    qat_model_init_values(d, seed, values);
     qat_status st = QAT_OK;
-    for (int i = 0; i < m->nparams && st == QAT_OK; i++) st = qat_tensor_write(g, m->params[i], values[i]);
-    for (int i = 0; i < m->nparams; i++) free(values[i]);
+    for (int i = 0; i < d->nparams && st == QAT_OK; i++)
+        if (m->params[i] >= 0) st = qat_tensor_write(g, m->params[i], values[i]);
+    for (int i = 0; i < d->nparams; i++) free(values[i]);
+    free(values);
     return st;
 }

@@ -2,34 +2,100 @@
  * names and layouts so checkpoints read anywhere.
  *   mlp: 784-256-256-10, ReLU; layers fc1, fc2, fc3.
  *   cnn: conv1 3x3 1->16 pad 1, ReLU, maxpool 2x2 -> conv2 3x3 16->32 pad 1,
- *        ReLU, maxpool 2x2 -> flatten 32*7*7 -> fc1 1568->128, ReLU -> fc2 128->10. */
+ *        ReLU, maxpool 2x2 -> flatten 32*7*7 -> fc1 1568->128, ReLU -> fc2 128->10.
+ *   gpt: a byte-level GPT-style decoder (docs/gpt.md): token and position
+ *        embeddings wte / wpe, `layers` pre-LayerNorm blocks
+ *        blocks.I.{ln1, attn.{q,k,v,proj}, ln2, mlp.{fc,proj}}, causal
+ *        multi-head self-attention and a GELU MLP (4x width), then ln_f and
+ *        the output head.
+ *
+ * A model is described by a qat_model_desc (its parameters in checkpoint
+ * order and its quantizable layers), computed from a qat_model_config, so
+ * everything downstream -- checkpoints, quantization, bit maps, reports --
+ * walks the description instead of knowing the architecture. */
 #ifndef QAT_NN_H
 #define QAT_NN_H
 
 #include "ops/ops.h"
 #include "qat/graph.h"
 
-typedef enum qat_model_kind { QAT_MODEL_MLP, QAT_MODEL_CNN, QAT_MODEL_KIND_COUNT } qat_model_kind;
+typedef enum qat_model_kind { QAT_MODEL_MLP, QAT_MODEL_CNN, QAT_MODEL_GPT, QAT_MODEL_KIND_COUNT } qat_model_kind;
 
-#define QAT_MODEL_MAX_PARAMS 16
-#define QAT_MODEL_MAX_LAYERS 8
+typedef struct qat_gpt_config {
+    int layers;    /* transformer blocks */
+    int width;     /* embedding width C */
+    int heads;     /* attention heads; width % heads == 0 */
+    int context;   /* positions T */
+    int vocab;     /* 256: bytes */
+} qat_gpt_config;
+
+/* 4 blocks, width 128, 4 heads, context 128: trains in about ten minutes on
+ * two CPU cores (README). */
+#define QAT_GPT_DEFAULT_CONFIG ((qat_gpt_config){ 4, 128, 4, 128, 256 })
+
+typedef struct qat_model_config {
+    qat_model_kind kind;
+    qat_gpt_config gpt;    /* QAT_MODEL_GPT only */
+} qat_model_config;
+
+/* Limits of one description: the gpt has 16 parameters and 6 layers per
+ * block plus 6 and 1 more, so up to 15 blocks fit. */
+#define QAT_MODEL_MAX_PARAMS 256
+#define QAT_MODEL_MAX_LAYERS 96
+#define QAT_GPT_MAX_LAYERS 15
+
+typedef enum qat_param_init {
+    QAT_INIT_FAN_IN,   /* uniform in +-1/sqrt(fan_in of the layer), PyTorch's nn.Linear / nn.Conv2d */
+    QAT_INIT_NORMAL,   /* normal(0, std), GPT-2's */
+    QAT_INIT_ONES,
+    QAT_INIT_ZEROS,
+} qat_param_init;
+
+typedef struct qat_param_info {
+    char name[64];
+    int ndim;
+    int64_t shape[4];
+    int64_t numel;
+    qat_param_init init;
+    float init_arg;        /* FAN_IN: the fan-in; NORMAL: the standard deviation */
+    int layer;             /* the layer whose weight or bias it is, or -1 */
+} qat_param_info;
 
 /* A layer with a weight (linear or conv), as quantization sees it: the
  * weight viewed as rows (output channels) x cols (everything else). */
 typedef struct qat_layer_info {
-    const char *name;      /* "fc1", "conv2": its tensors are NAME.weight, NAME.bias */
+    char name[56];         /* "fc1", "blocks.0.attn.q": its tensors are NAME.weight, NAME.bias */
     bool conv;             /* 3x3 conv, stride 1, padding 1 */
     int64_t rows, cols;
     int64_t in_channels, in_height, in_width; /* conv: the input image */
+    int64_t positions;     /* input rows per sample: 1, or the gpt's context */
     bool input_nonnegative; /* its input comes out of a ReLU (PACT applies) */
+    int weight, bias;      /* parameter indices */
 } qat_layer_info;
 
-int qat_model_layer_count(qat_model_kind kind);
-const qat_layer_info *qat_model_layer_info(qat_model_kind kind, int layer);
-/* Elements of the layer's input for a batch of `batch` images. */
+typedef struct qat_model_desc {
+    qat_model_config config;
+    int nparams;
+    qat_param_info params[QAT_MODEL_MAX_PARAMS];
+    int nlayers;
+    qat_layer_info layers[QAT_MODEL_MAX_LAYERS];
+    int64_t param_count;   /* scalars */
+} qat_model_desc;
+
+/* Fills the description of a configuration; fails (QAT_ERR_INVALID, naming
+ * the field) on gpt dimensions out of range. mlp and cnn have none. */
+qat_status qat_model_desc_init(qat_model_desc *d, const qat_model_config *config);
+/* The description of a kind at its default configuration (cannot fail). */
+void qat_model_desc_default(qat_model_desc *d, qat_model_kind kind);
+
+/* Elements of the layer's input for a batch of `batch` samples. */
 int64_t qat_layer_input_numel(const qat_layer_info *info, int batch);
 /* The layer index of a name, or -1. */
-int qat_model_layer_find(qat_model_kind kind, const char *name);
+int qat_model_layer_find(const qat_model_desc *d, const char *name);
+/* The parameter index of a name, or -1. */
+int qat_model_param_find(const qat_model_desc *d, const char *name);
+/* "fc1, fc2, fc3" (truncated to fit): for messages. */
+void qat_model_layer_names(const qat_model_desc *d, char *out, size_t size);
 
 /* Per-layer fake quantization inserted by qat_model_build_quant. A scale /
  * zero point pair becomes two parameters NAME.input_scale /
@@ -58,34 +124,40 @@ typedef struct qat_model_layer {
 } qat_model_layer;
 
 typedef struct qat_model {
+    const qat_model_desc *desc;  /* not owned; outlives the model */
     qat_model_kind kind;
     int batch;
-    int x;                 /* input (batch, 784) for mlp, (batch, 1, 28, 28) for cnn */
-    int labels;            /* input (batch) int32 */
-    int logits;            /* (batch, 10), an output */
+    /* Inputs: mlp (batch, 784) F32, cnn (batch, 1, 28, 28) F32, gpt
+     * (batch, context) I32 bytes. */
+    int x;
+    int labels;            /* input int32: (batch) classes, or (batch * context) next bytes */
+    int logits;            /* (batch, 10) or (batch * context, vocab), an output */
     int loss;              /* scalar mean cross-entropy, an output */
     int nparams;
-    int params[QAT_MODEL_MAX_PARAMS]; /* tensor ids, checkpoint order */
+    int params[QAT_MODEL_MAX_PARAMS]; /* tensor ids, in the description's order */
     int64_t param_count;   /* scalars */
     int nlayers;
     qat_model_layer layers[QAT_MODEL_MAX_LAYERS];
 } qat_model;
 
 const char *qat_model_name(qat_model_kind kind);
-/* Parses "mlp" / "cnn"; false if unknown. */
+/* Parses "mlp" / "cnn" / "gpt"; false if unknown. */
 bool qat_model_parse(const char *name, qat_model_kind *out);
 
 /* Builds the forward graph and the loss. */
-void qat_model_build(qat_graph *g, qat_model_kind kind, int batch, bool trainable, qat_model *out);
+void qat_model_build(qat_graph *g, const qat_model_desc *d, int batch, bool trainable, qat_model *out);
 /* The same with fake quantization where q says (NULL: none). */
-void qat_model_build_quant(qat_graph *g, qat_model_kind kind, int batch, bool trainable, const qat_model_quant *q,
-                           qat_model *out);
+void qat_model_build_quant(qat_graph *g, const qat_model_desc *d, int batch, bool trainable,
+                           const qat_model_quant *q, qat_model *out);
 
-/* PyTorch's default initialisation of nn.Linear and nn.Conv2d (weights and
- * biases uniform in +-1/sqrt(fan_in)), from a counter-based RNG: parameter i
- * draws from stream i of `seed`, so the values do not depend on the device.
- * Fills host arrays (one per parameter, numel floats). */
-void qat_model_init_values(const qat_graph *g, const qat_model *m, uint64_t seed, float **values);
+/* Initial values from a counter-based RNG: parameter i draws from stream i
+ * of `seed`, so the values do not depend on the device. mlp and cnn use
+ * PyTorch's default initialisation of nn.Linear and nn.Conv2d (weights and
+ * biases uniform in +-1/sqrt(fan_in)); gpt uses GPT-2's (normal(0, 0.02)
+ * weights and embeddings, the residual projections scaled by
+ * 1/sqrt(2 layers), zero biases, LayerNorm ones and zeros). Fills host
+ * arrays (one per parameter of the description, numel floats). */
+void qat_model_init_values(const qat_model_desc *d, uint64_t seed, float **values);
 qat_status qat_model_init_params(qat_graph *g, const qat_model *m, uint64_t seed);
 
 #endif

@@ -43,14 +43,14 @@ static qat_status gptq_weights(quant_run *run)
     qat_qmodel_eval_quant(&run->qm, &q);
     q.expose_inputs = true;
     qat_model m;
-    qat_model_build_quant(g, run->qm.kind, o->batch, false, &q, &m);
+    qat_model_build_quant(g, &run->qm.desc, o->batch, false, &q, &m);
     qat_seq *forward = NULL;
     qat_status st = qat_graph_compile(g);
     if (st == QAT_OK) st = qat_seq_create(g, 0, qat_graph_node_count(g), &forward);
     float *patches = NULL;
     for (int l = 0; l < run->qc.nlayers && st == QAT_OK; l++) {
         if (!run->qc.layers[l].wbits) continue;
-        const qat_layer_info *info = qat_model_layer_info(run->qm.kind, l);
+        const qat_layer_info *info = &run->qm.desc.layers[l];
         qat_hessian H;
         qat_hessian_init(&H, info->cols);
         st = qat_qmodel_apply(&run->qm, g, &m);
@@ -84,7 +84,7 @@ static qat_status gptq_weights(quant_run *run)
             qat_qlayer *ql = &run->qm.layers[l];
             char what[96];
             snprintf(what, sizeof what, "layer %s", info->name);
-            st = qat_gptq_quantize(run->qm.values[2 * l], info->rows, info->cols, &H, &s, o->observer, GPTQ_BLOCK,
+            st = qat_gptq_quantize(run->qm.values[info->weight], info->rows, info->cols, &H, &s, o->observer, GPTQ_BLOCK,
                                    GPTQ_DAMP, ql->codes, ql->w_scale, ql->w_zero_point, what);
         }
         qat_hessian_free(&H);
@@ -101,7 +101,7 @@ qat_status qat_ptq_run(const qat_quantize_options *o, qat_quantize_result *r)
     if (st == QAT_OK) st = quant_calibrate_inputs(&run);
     if (st == QAT_OK && o->gptq) st = gptq_weights(&run);
     for (int l = 0; st == QAT_OK && !o->gptq && l < run.qc.nlayers; l++)
-        if (run.qc.layers[l].wbits) quant_weight_rtn(&run, l, run.fp32.values[2 * l]);
+        if (run.qc.layers[l].wbits) quant_weight_rtn(&run, l, run.fp32.values[run.fp32.desc.layers[l].weight]);
     if (st == QAT_OK) st = quant_run_finish(&run, "ptq", r);
     quant_run_end(&run);
     return st;

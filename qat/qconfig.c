@@ -7,11 +7,12 @@
 
 #include "qat/fileio.h"
 
-void qat_qconfig_uniform(qat_qconfig *c, qat_model_kind model, int wbits, int abits, qat_granularity gran, int group)
+void qat_qconfig_uniform(qat_qconfig *c, const qat_model_desc *desc, int wbits, int abits, qat_granularity gran,
+                         int group)
 {
     memset(c, 0, sizeof *c);
-    c->model = model;
-    c->nlayers = qat_model_layer_count(model);
+    c->desc = desc;
+    c->nlayers = desc->nlayers;
     c->weight_symmetric = true;
     for (int i = 0; i < c->nlayers; i++) c->layers[i] = (qat_layer_qconfig){ wbits, abits, gran, group };
 }
@@ -27,13 +28,6 @@ bool qat_bits_parse(const char *text, int *bits)
         return true;
     }
     return false;
-}
-
-static void layer_names(qat_model_kind model, char *out, size_t size)
-{
-    out[0] = '\0';
-    for (int i = 0; i < qat_model_layer_count(model); i++)
-        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? ", " : "", qat_model_layer_info(model, i)->name);
 }
 
 qat_status qat_qconfig_parse_bits_map(qat_qconfig *c, const char *text, size_t len, const char *source)
@@ -65,12 +59,12 @@ qat_status qat_qconfig_parse_bits_map(qat_qconfig *c, const char *text, size_t l
             return qat_error_set(QAT_ERR_INVALID,
                                  "%s:%d: expected 'LAYER WEIGHT_BITS ACT_BITS [GRANULARITY]', got %d field%s",
                                  source, lineno, nf, nf == 1 ? "" : "s");
-        int layer = qat_model_layer_find(c->model, fields[0]);
+        int layer = qat_model_layer_find(c->desc, fields[0]);
         if (layer < 0) {
-            char names[128];
-            layer_names(c->model, names, sizeof names);
+            char names[160];
+            qat_model_layer_names(c->desc, names, sizeof names);
             return qat_error_set(QAT_ERR_INVALID, "%s:%d: unknown layer '%s' (%s has %s)", source, lineno, fields[0],
-                                 qat_model_name(c->model), names);
+                                 qat_model_name(c->desc->config.kind), names);
         }
         if (seen[layer])
             return qat_error_set(QAT_ERR_INVALID, "%s:%d: layer '%s' is listed twice", source, lineno, fields[0]);

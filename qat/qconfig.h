@@ -24,7 +24,7 @@ typedef struct qat_layer_qconfig {
 } qat_layer_qconfig;
 
 typedef struct qat_qconfig {
-    qat_model_kind model;
+    const qat_model_desc *desc; /* not owned */
     int nlayers;
     qat_layer_qconfig layers[QAT_MODEL_MAX_LAYERS];
     bool weight_symmetric;   /* weights: symmetric (default) or affine */
@@ -33,7 +33,7 @@ typedef struct qat_qconfig {
 } qat_qconfig;
 
 /* Every layer at wbits / abits (0: FP32) with the given granularity. */
-void qat_qconfig_uniform(qat_qconfig *c, qat_model_kind model, int wbits, int abits, qat_granularity gran,
+void qat_qconfig_uniform(qat_qconfig *c, const qat_model_desc *desc, int wbits, int abits, qat_granularity gran,
                          int group);
 /* Applies a bit map file on top of c. */
 qat_status qat_qconfig_load_bits_map(qat_qconfig *c, const char *path);

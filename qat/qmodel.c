@@ -108,12 +108,12 @@ static qat_status check_qparams(const qat_checkpoint *ck, const char *layer, con
 
 static qat_status load_weight(const qat_checkpoint *ck, qat_qmodel *qm, int layer)
 {
-    const qat_layer_info *info = qat_model_layer_info(qm->kind, layer);
+    const qat_layer_info *info = &qm->desc.layers[layer];
     int ndim;
     int64_t shape[4];
     weight_shape(info, &ndim, shape);
     char name[96];
-    int p = 2 * layer;
+    int p = info->weight;
     snprintf(name, sizeof name, "%s.weight_q", info->name);
     if (!qat_st_find(ck->file, name)) {
         const qat_st_tensor *t;
@@ -162,7 +162,7 @@ static qat_status load_weight(const qat_checkpoint *ck, qat_qmodel *qm, int laye
 
 static qat_status load_input(const qat_checkpoint *ck, qat_qmodel *qm, int layer)
 {
-    const qat_layer_info *info = qat_model_layer_info(qm->kind, layer);
+    const qat_layer_info *info = &qm->desc.layers[layer];
     char name[96];
     snprintf(name, sizeof name, "%s.input_scale", info->name);
     if (!qat_st_find(ck->file, name)) return QAT_OK;
@@ -191,30 +191,34 @@ qat_status qat_qmodel_load(const char *path, qat_qmodel *qm)
     qat_checkpoint ck;
     QAT_TRY(qat_checkpoint_open(path, &ck));
     snprintf(qm->source, sizeof qm->source, "%s", path);
-    qm->kind = ck.model;
+    qat_status st = qat_model_desc_init(&qm->desc, &ck.config);
+    QAT_ASSERT(st == QAT_OK); /* qat_checkpoint_open checked the configuration */
     qm->input_mean = ck.input_mean;
     qm->input_std = ck.input_std;
-    qm->nlayers = qat_model_layer_count(qm->kind);
-    qm->nparams = 2 * qm->nlayers;
-    qat_status st = QAT_OK;
+    qm->nlayers = qm->desc.nlayers;
+    qm->nparams = qm->desc.nparams;
     const char *format = qat_st_metadata(ck.file, "format");
     if (format && strcmp(format, FORMAT_QUANT) == 0) qm->quantized = true;
     else if (format && strcmp(format, FORMAT_FP32) != 0)
         st = qat_error_set(QAT_ERR_FORMAT, "%s: metadata field \"format\": unknown format \"%s\" (expected %s or %s)",
                            path, format, FORMAT_FP32, FORMAT_QUANT);
-    for (int i = 0; i < qm->nlayers && st == QAT_OK; i++) {
-        const qat_layer_info *info = qat_model_layer_info(qm->kind, i);
-        qm->numel[2 * i] = info->rows * info->cols;
-        qm->numel[2 * i + 1] = info->rows;
-        qm->values[2 * i] = qat_xmalloc((size_t)qm->numel[2 * i] * sizeof(float));
-        qm->values[2 * i + 1] = qat_xmalloc((size_t)info->rows * sizeof(float));
-        st = load_weight(&ck, qm, i);
-        char name[96];
+    for (int i = 0; i < qm->nparams; i++) {
+        qm->numel[i] = qm->desc.params[i].numel;
+        qm->values[i] = qat_xmalloc((size_t)qm->numel[i] * sizeof(float));
+    }
+    /* Layer weights may be quantized and their inputs carry quantization
+     * after the bias; every other parameter is FP32. */
+    for (int i = 0; i < qm->nparams && st == QAT_OK; i++) {
+        const qat_param_info *p = &qm->desc.params[i];
+        const qat_layer_info *layer = p->layer >= 0 ? &qm->desc.layers[p->layer] : NULL;
+        if (layer && layer->weight == i) {
+            st = load_weight(&ck, qm, p->layer);
+            continue;
+        }
         const qat_st_tensor *t;
-        snprintf(name, sizeof name, "%s.bias", info->name);
-        if (st == QAT_OK) st = find_tensor(&ck, name, QAT_ST_F32, 1, &info->rows, &t);
-        if (st == QAT_OK) memcpy(qm->values[2 * i + 1], t->data, t->nbytes);
-        if (st == QAT_OK) st = load_input(&ck, qm, i);
+        st = find_tensor(&ck, p->name, QAT_ST_F32, p->ndim, p->shape, &t);
+        if (st == QAT_OK) memcpy(qm->values[i], t->data, t->nbytes);
+        if (st == QAT_OK && layer && layer->bias == i) st = load_input(&ck, qm, p->layer);
     }
     qat_checkpoint_close(&ck);
     if (st != QAT_OK) qat_qmodel_free(qm);
@@ -234,7 +238,7 @@ void qat_qmodel_free(qat_qmodel *qm)
 
 void qat_qmodel_prepare_weight(qat_qmodel *qm, int layer, const qat_qscheme *s)
 {
-    const qat_layer_info *info = qat_model_layer_info(qm->kind, layer);
+    const qat_layer_info *info = &qm->desc.layers[layer];
     qat_qlayer *l = &qm->layers[layer];
     l->wbits = s->bits;
     l->wscheme = *s;
@@ -248,16 +252,16 @@ void qat_qmodel_prepare_weight(qat_qmodel *qm, int layer, const qat_qscheme *s)
 
 void qat_qmodel_dequantize_weight(qat_qmodel *qm, int layer)
 {
-    const qat_layer_info *info = qat_model_layer_info(qm->kind, layer);
+    const qat_layer_info *info = &qm->desc.layers[layer];
     const qat_qlayer *l = &qm->layers[layer];
     qat_dequantize_weight(l->codes, info->rows, info->cols, &l->wscheme, l->w_scale, l->w_zero_point,
-                          qm->values[2 * layer]);
+                          qm->values[info->weight]);
 }
 
 void qat_qmodel_set_weight(qat_qmodel *qm, int layer, const qat_qscheme *s, const uint8_t *codes, const float *scale,
                            const int32_t *zero_point)
 {
-    const qat_layer_info *info = qat_model_layer_info(qm->kind, layer);
+    const qat_layer_info *info = &qm->desc.layers[layer];
     qat_qmodel_prepare_weight(qm, layer, s);
     qat_qlayer *l = &qm->layers[layer];
     memcpy(l->w_scale, scale, (size_t)l->nscales * sizeof(float));
@@ -289,7 +293,7 @@ void qat_qmodel_eval_quant(const qat_qmodel *qm, qat_model_quant *q)
         if (!qm->layers[i].abits) continue;
         q->input[i].enabled = true;
         /* Per tensor: the layout does not depend on the batch. */
-        const qat_layer_info *info = qat_model_layer_info(qm->kind, i);
+        const qat_layer_info *info = &qm->desc.layers[i];
         q->input[i].params = qat_act_fq_params(qm->layers[i].abits, qat_layer_input_numel(info, 1),
                                                QAT_FQ_STE_CLIPPED);
     }
@@ -297,8 +301,9 @@ void qat_qmodel_eval_quant(const qat_qmodel *qm, qat_model_quant *q)
 
 qat_status qat_qmodel_apply(const qat_qmodel *qm, qat_graph *g, const qat_model *m)
 {
-    QAT_ASSERT(m->kind == qm->kind && m->nparams == qm->nparams);
-    for (int i = 0; i < qm->nparams; i++) QAT_TRY(qat_tensor_write(g, m->params[i], qm->values[i]));
+    QAT_ASSERT(m->kind == qm->desc.config.kind && m->nparams == qm->nparams);
+    for (int i = 0; i < qm->nparams; i++)
+        if (m->params[i] >= 0) QAT_TRY(qat_tensor_write(g, m->params[i], qm->values[i]));
     for (int i = 0; i < qm->nlayers; i++) {
         const qat_model_layer *ml = &m->layers[i];
         if (ml->in_scale < 0) continue;
@@ -311,19 +316,22 @@ qat_status qat_qmodel_apply(const qat_qmodel *qm, qat_graph *g, const qat_model 
     return QAT_OK;
 }
 
-/* Tensor order: every F32 and I32 tensor first, the U8 codes last, so each
- * tensor's data stays aligned to its element size. */
+/* Tensor order: every F32 and I32 tensor first, in the description's
+ * parameter order (a quantized weight's scale and zero point in the
+ * weight's place, a layer's input quantization after its bias), the U8
+ * codes last, so each tensor's data stays aligned to its element size. */
 static qat_status build_writer(const qat_qmodel *qm, qat_st_writer *w, uint64_t *bytes)
 {
     *bytes = 0;
     char name[96];
     uint64_t shape[4];
-    for (int i = 0; i < qm->nlayers; i++) {
-        const qat_layer_info *info = qat_model_layer_info(qm->kind, i);
-        const qat_qlayer *l = &qm->layers[i];
+    for (int p = 0; p < qm->nparams; p++) {
+        const qat_param_info *pi = &qm->desc.params[p];
+        const qat_layer_info *info = pi->layer >= 0 ? &qm->desc.layers[pi->layer] : NULL;
+        const qat_qlayer *l = info ? &qm->layers[pi->layer] : NULL;
         int ndim;
         int64_t s64[4];
-        if (l->wbits) {
+        if (info && info->weight == p && l->wbits) {
             scale_shape(&l->wscheme, info, &ndim, s64);
             for (int d = 0; d < ndim; d++) shape[d] = (uint64_t)s64[d];
             snprintf(name, sizeof name, "%s.weight_scale", info->name);
@@ -331,19 +339,12 @@ static qat_status build_writer(const qat_qmodel *qm, qat_st_writer *w, uint64_t 
             snprintf(name, sizeof name, "%s.weight_zero_point", info->name);
             QAT_TRY(qat_st_writer_add(w, name, QAT_ST_I32, shape, ndim, l->w_zero_point, (size_t)l->nscales * 4));
             *bytes += (uint64_t)l->nscales * 8;
-        } else {
-            weight_shape(info, &ndim, s64);
-            for (int d = 0; d < ndim; d++) shape[d] = (uint64_t)s64[d];
-            snprintf(name, sizeof name, "%s.weight", info->name);
-            QAT_TRY(qat_st_writer_add(w, name, QAT_ST_F32, shape, ndim, qm->values[2 * i],
-                                      (size_t)qm->numel[2 * i] * 4));
-            *bytes += (uint64_t)qm->numel[2 * i] * 4;
+            continue;
         }
-        shape[0] = (uint64_t)info->rows;
-        snprintf(name, sizeof name, "%s.bias", info->name);
-        QAT_TRY(qat_st_writer_add(w, name, QAT_ST_F32, shape, 1, qm->values[2 * i + 1], (size_t)info->rows * 4));
-        *bytes += (uint64_t)info->rows * 4;
-        if (l->abits) {
+        for (int d = 0; d < pi->ndim; d++) shape[d] = (uint64_t)pi->shape[d];
+        QAT_TRY(qat_st_writer_add(w, pi->name, QAT_ST_F32, shape, pi->ndim, qm->values[p], (size_t)pi->numel * 4));
+        *bytes += (uint64_t)pi->numel * 4;
+        if (info && info->bias == p && l->abits) {
             shape[0] = 1;
             snprintf(name, sizeof name, "%s.input_scale", info->name);
             QAT_TRY(qat_st_writer_add(w, name, QAT_ST_F32, shape, 1, &l->a_scale, 4));
@@ -353,7 +354,7 @@ static qat_status build_writer(const qat_qmodel *qm, qat_st_writer *w, uint64_t 
         }
     }
     for (int i = 0; i < qm->nlayers; i++) {
-        const qat_layer_info *info = qat_model_layer_info(qm->kind, i);
+        const qat_layer_info *info = &qm->desc.layers[i];
         const qat_qlayer *l = &qm->layers[i];
         if (!l->wbits) continue;
         int64_t count = info->rows * info->cols;
@@ -392,13 +393,15 @@ qat_status qat_qmodel_save(const qat_qmodel *qm, const char *path, const char *c
     qat_status st = build_writer(qm, &w, &bytes);
     char key[96], value[64];
     qat_st_writer_set_metadata(&w, "format", qm->quantized ? FORMAT_QUANT : FORMAT_FP32);
-    qat_st_writer_set_metadata(&w, "model", qat_model_name(qm->kind));
-    snprintf(value, sizeof value, "%.9g", (double)qm->input_mean);
-    qat_st_writer_set_metadata(&w, "input_mean", value);
-    snprintf(value, sizeof value, "%.9g", (double)qm->input_std);
-    qat_st_writer_set_metadata(&w, "input_std", value);
+    qat_checkpoint_write_config(&w, &qm->desc.config);
+    if (qm->desc.config.kind != QAT_MODEL_GPT) {
+        snprintf(value, sizeof value, "%.9g", (double)qm->input_mean);
+        qat_st_writer_set_metadata(&w, "input_mean", value);
+        snprintf(value, sizeof value, "%.9g", (double)qm->input_std);
+        qat_st_writer_set_metadata(&w, "input_std", value);
+    }
     for (int i = 0; i < qm->nlayers; i++) {
-        const qat_layer_info *info = qat_model_layer_info(qm->kind, i);
+        const qat_layer_info *info = &qm->desc.layers[i];
         const qat_qlayer *l = &qm->layers[i];
         if (l->wbits) {
             int ndim;
@@ -438,7 +441,7 @@ static qat_status eval_graph(const qat_qmodel *qm, qat_ctx *ctx, int batch, qat_
     *forward = NULL;
     qat_model_quant q;
     qat_qmodel_eval_quant(qm, &q);
-    qat_model_build_quant(*g, qm->kind, batch, false, &q, m);
+    qat_model_build_quant(*g, &qm->desc, batch, false, &q, m);
     QAT_TRY(qat_graph_compile(*g));
     QAT_TRY(qat_qmodel_apply(qm, *g, m));
     return qat_seq_create(*g, 0, qat_graph_node_count(*g), forward);

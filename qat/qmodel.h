@@ -27,11 +27,12 @@ typedef struct qat_qlayer {
 } qat_qlayer;
 
 typedef struct qat_qmodel {
-    qat_model_kind kind;
+    qat_model_desc desc;
     float input_mean, input_std;
     int nparams;
-    /* Parameter values in model order (layer i: weight 2i, bias 2i + 1); a
-     * quantized weight holds its dequantized values. */
+    /* Parameter values in the description's order (layer i's weight is
+     * desc.layers[i].weight); a quantized weight holds its dequantized
+     * values. */
     float *values[QAT_MODEL_MAX_PARAMS];
     int64_t numel[QAT_MODEL_MAX_PARAMS];
     int nlayers;

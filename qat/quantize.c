@@ -37,7 +37,7 @@ bool qat_quantizer_parse(const char *name, qat_quantizer_kind *out)
 static void qmodel_copy(const qat_qmodel *src, qat_qmodel *dst)
 {
     memset(dst, 0, sizeof *dst);
-    dst->kind = src->kind;
+    dst->desc = src->desc;
     dst->input_mean = src->input_mean;
     dst->input_std = src->input_std;
     dst->nparams = src->nparams;
@@ -60,7 +60,7 @@ qat_status quant_run_begin(quant_run *run, const qat_quantize_options *o, qat_qu
     if (run->fp32.quantized)
         return qat_error_set(QAT_ERR_INVALID, "%s: already a quantized checkpoint; pass the FP32 checkpoint "
                              "written by 'qat train'", o->ckpt);
-    qat_qconfig_uniform(&run->qc, run->fp32.kind, o->wbits, o->abits, o->granularity, o->group);
+    qat_qconfig_uniform(&run->qc, &run->fp32.desc, o->wbits, o->abits, o->granularity, o->group);
     run->qc.weight_symmetric = o->weight_symmetric;
     run->qc.act_symmetric = o->act_symmetric;
     if (o->bits_map) QAT_TRY(qat_qconfig_load_bits_map(&run->qc, o->bits_map));
@@ -123,7 +123,7 @@ qat_status quant_calibrate_inputs(quant_run *run)
     if (any) {
         g = qat_graph_create(run->ctx);
         qat_model_quant q = { .expose_inputs = true };
-        qat_model_build_quant(g, run->qm.kind, o->batch, false, &q, &m);
+        qat_model_build_quant(g, &run->qm.desc, o->batch, false, &q, &m);
         st = qat_graph_compile(g);
         if (st == QAT_OK) st = qat_qmodel_apply(&run->qm, g, &m);
         if (st == QAT_OK) st = qat_seq_create(g, 0, qat_graph_node_count(g), &forward);
@@ -162,7 +162,7 @@ qat_status quant_calibrate_inputs(quant_run *run)
 
 void quant_weight_rtn(quant_run *run, int layer, const float *w)
 {
-    const qat_layer_info *info = qat_model_layer_info(run->qm.kind, layer);
+    const qat_layer_info *info = &run->qm.desc.layers[layer];
     qat_qscheme s = qat_qconfig_weight_scheme(&run->qc, layer);
     qat_qmodel_prepare_weight(&run->qm, layer, &s);
     qat_qlayer *l = &run->qm.layers[layer];
@@ -173,9 +173,10 @@ void quant_weight_rtn(quant_run *run, int layer, const float *w)
 
 static double weight_rel_err(const quant_run *run, int layer)
 {
-    const float *w = run->fp32.values[2 * layer], *q = run->qm.values[2 * layer];
+    int p = run->fp32.desc.layers[layer].weight;
+    const float *w = run->fp32.values[p], *q = run->qm.values[p];
     double err = 0, norm = 0;
-    for (int64_t i = 0; i < run->fp32.numel[2 * layer]; i++) {
+    for (int64_t i = 0; i < run->fp32.numel[p]; i++) {
         double d = (double)q[i] - w[i];
         err += d * d;
         norm += (double)w[i] * w[i];
@@ -193,7 +194,7 @@ static qat_status write_layers_csv(const quant_run *run, const char *path)
         const qat_qlayer *l = &run->qm.layers[i];
         char gran[32] = "";
         if (l->wbits) qat_granularity_format(l->wscheme.gran, l->wscheme.group, gran, sizeof gran);
-        qat_strbuf_printf(&sb, "%s,%d,%d,%s,%s,%lld,%.6g,%.9g,%d\n", qat_model_layer_info(run->qm.kind, i)->name,
+        qat_strbuf_printf(&sb, "%s,%d,%d,%s,%s,%lld,%.6g,%.9g,%d\n", run->qm.desc.layers[i].name,
                           l->wbits ? l->wbits : 32, l->abits ? l->abits : 32, l->wbits ? gran : "",
                           l->wbits ? (l->wscheme.symmetric ? "symmetric" : "affine") : "", (long long)l->nscales,
                           weight_rel_err(run, i), (double)l->a_scale, l->a_zero_point);
@@ -260,7 +261,7 @@ static qat_status write_summary(const quant_run *run, const char *kind, const qa
     qat_strbuf sb;
     qat_strbuf_init(&sb);
     qat_strbuf_printf(&sb, "{\n  \"kind\": \"%s\"", kind);
-    json_str(&sb, "model", qat_model_name(run->qm.kind));
+    json_str(&sb, "model", qat_model_name(run->qm.desc.config.kind));
     json_num(&sb, "test_acc", r->test.accuracy);
     json_num(&sb, "test_loss", r->test.loss);
     json_num(&sb, "val_acc", r->val.accuracy);
@@ -277,7 +278,7 @@ static qat_status write_summary(const quant_run *run, const char *kind, const qa
         char gran[32] = "";
         if (l->wbits) qat_granularity_format(l->wscheme.gran, l->wscheme.group, gran, sizeof gran);
         qat_strbuf_printf(&sb, "%s\n    {\"name\": \"%s\", \"weight_bits\": %d, \"input_bits\": %d, "
-                               "\"granularity\": ", i ? "," : "", qat_model_layer_info(run->qm.kind, i)->name,
+                               "\"granularity\": ", i ? "," : "", run->qm.desc.layers[i].name,
                           l->wbits ? l->wbits : 32, l->abits ? l->abits : 32);
         if (l->wbits) qat_json_write_string(&sb, gran);
         else qat_json_write_null(&sb);

@@ -64,7 +64,7 @@ static qat_status execute(const qat_experiment *e, const qat_runner_options *o, 
 {
     if (r->kind == QAT_RUN_BASELINE) {
         qat_train_options t = e->baseline;
-        t.model = e->model;
+        t.model.kind = e->model;
         t.seed = r->seed;
         t.out_dir = dir;
         t.data_dir = o->data_dir;

@@ -95,7 +95,7 @@ static void run_state_free(run_state *s)
 static void write_config_json(qat_strbuf *sb, const qat_train_options *o)
 {
     qat_strbuf_printf(sb, "{\"model\": ");
-    qat_json_write_string(sb, qat_model_name(o->model));
+    qat_json_write_string(sb, qat_model_name(o->model.kind));
     qat_strbuf_printf(sb, ", \"epochs\": %d, \"batch\": %d, \"seed\": %llu, \"optimizer\": ", o->epochs, o->batch,
                       (unsigned long long)o->seed);
     qat_json_write_string(sb, qat_optim_name(o->optim.kind));
@@ -116,7 +116,7 @@ static qat_status write_summary(const qat_train_options *o, const qat_train_resu
     qat_strbuf sb;
     qat_strbuf_init(&sb);
     qat_strbuf_printf(&sb, "{\n  \"kind\": \"train\",\n  \"model\": ");
-    qat_json_write_string(&sb, qat_model_name(o->model));
+    qat_json_write_string(&sb, qat_model_name(o->model.kind));
     qat_strbuf_printf(&sb, ",\n  \"test_acc\": ");
     qat_json_write_number(&sb, r->test.accuracy);
     qat_strbuf_printf(&sb, ",\n  \"test_loss\": ");
@@ -229,8 +229,10 @@ static qat_status train_loop(const qat_train_options *o, qat_train_result *r, ru
     float mean, std;
     qat_image_set_stats(&s->data.train, &mean, &std);
     s->g = qat_graph_create(s->ctx);
+    qat_model_desc desc;
+    QAT_TRY(qat_model_desc_init(&desc, &o->model));
     qat_model m;
-    qat_model_build(s->g, o->model, o->batch, true, &m);
+    qat_model_build(s->g, &desc, o->batch, true, &m);
     int backward_start = qat_graph_backward(s->g, m.loss);
     uint32_t steps_per_epoch = s->data.train.count / (uint32_t)o->batch;
     qat_optim_config optim = o->optim;

@@ -8,7 +8,7 @@
 #include "qat/optimizer.h"
 
 typedef struct qat_train_options {
-    qat_model_kind model;
+    qat_model_config model;
     int epochs;
     uint64_t seed;
     int batch;

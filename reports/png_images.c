@@ -161,10 +161,10 @@ qat_status report_heatmap_build(const char *checkpoint, const char *png_path, re
     QAT_TRY(qat_qmodel_load(checkpoint, &qm));
     /* A hidden layer: the first and last are often kept at 8 bits, and these
      * are the largest matrices the quantizers work on. */
-    int layer = qat_model_layer_find(qm.kind, qm.kind == QAT_MODEL_MLP ? "fc2" : "fc1");
+    int layer = qat_model_layer_find(&qm.desc, qm.desc.config.kind == QAT_MODEL_MLP ? "fc2" : "fc1");
     QAT_ASSERT(layer >= 0);
-    const qat_layer_info *li = qat_model_layer_info(qm.kind, layer);
-    const float *w = qm.values[2 * layer];
+    const qat_layer_info *li = &qm.desc.layers[layer];
+    const float *w = qm.values[li->weight];
     int64_t rows = li->rows, cols = li->cols, n = rows * cols;
     int shown_rows = (int)(rows < HEATMAP_MAX_SIDE ? rows : HEATMAP_MAX_SIDE);
     int shown_cols = (int)(cols < HEATMAP_MAX_SIDE ? cols : HEATMAP_MAX_SIDE);
@@ -308,9 +308,10 @@ qat_status report_grid_build(const char *fp32_checkpoint, const char *low_checkp
         qat_qmodel_free(&fp32);
         return st;
     }
-    if (low.kind != fp32.kind) {
-        st = qat_error_set(QAT_ERR_FORMAT, "%s is a %s, %s a %s", low_checkpoint, qat_model_name(low.kind),
-                           fp32_checkpoint, qat_model_name(fp32.kind));
+    if (low.desc.config.kind != fp32.desc.config.kind) {
+        st = qat_error_set(QAT_ERR_FORMAT, "%s is a %s, %s a %s", low_checkpoint,
+                           qat_model_name(low.desc.config.kind), fp32_checkpoint,
+                           qat_model_name(fp32.desc.config.kind));
     }
     qat_fashion_mnist data;
     memset(&data, 0, sizeof data);

@@ -231,7 +231,7 @@ Test(experiment, full_spec_parses_to_every_field)
     cr_assert_eq(e.seeds[2], UINT64_MAX);
 
     const qat_train_options *b = &e.baseline;
-    cr_assert_eq(b->model, QAT_MODEL_CNN);
+    cr_assert_eq(b->model.kind, QAT_MODEL_CNN);
     cr_assert_eq(b->epochs, 12);
     cr_assert_eq(b->batch, 256);
     cr_assert_eq(b->optim.kind, QAT_OPTIM_SGD);

@@ -33,6 +33,7 @@ static const float *golden_f32(const qat_st_file *f, const char *name, size_t co
 typedef struct fixture {
     qat_ctx *ctx;
     qat_graph *g;
+    qat_model_desc desc;
     qat_model m;
     int optimizer_node;
     qat_optim_config optim;
@@ -41,7 +42,8 @@ typedef struct fixture {
 static void setup(fixture *fx, const qat_st_file *f, qat_optim_config optim)
 {
     fx->g = qat_graph_create(fx->ctx);
-    qat_model_build(fx->g, QAT_MODEL_MLP, BATCH, true, &fx->m);
+    qat_model_desc_default(&fx->desc, QAT_MODEL_MLP);
+    qat_model_build(fx->g, &fx->desc, BATCH, true, &fx->m);
     qat_graph_backward(fx->g, fx->m.loss);
     fx->optim = optim;
     fx->optimizer_node = qat_graph_add_optimizer(fx->g, &optim);

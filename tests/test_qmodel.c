@@ -16,7 +16,9 @@ TestSuite(qmodel, .init = test_tmpdir_make, .fini = test_tmpdir_remove);
 
 static qat_status parse_map(qat_qconfig *c, const char *text)
 {
-    qat_qconfig_uniform(c, QAT_MODEL_MLP, 4, 8, QAT_GRAN_CHANNEL, 0);
+    static qat_model_desc mlp;
+    qat_model_desc_default(&mlp, QAT_MODEL_MLP);
+    qat_qconfig_uniform(c, &mlp, 4, 8, QAT_GRAN_CHANNEL, 0);
     return qat_qconfig_parse_bits_map(c, text, strlen(text), "map.txt");
 }
 
@@ -69,7 +71,9 @@ Test(qmodel, bad_bit_maps_name_the_line)
 Test(qmodel, missing_bit_map_names_the_file)
 {
     qat_qconfig c;
-    qat_qconfig_uniform(&c, QAT_MODEL_CNN, 4, 8, QAT_GRAN_CHANNEL, 0);
+    qat_model_desc cnn;
+    qat_model_desc_default(&cnn, QAT_MODEL_CNN);
+    qat_qconfig_uniform(&c, &cnn, 4, 8, QAT_GRAN_CHANNEL, 0);
     cr_expect_neq(qat_qconfig_load_bits_map(&c, "/nonexistent/bits.map"), QAT_OK);
     cr_expect(strstr(qat_error_message(), "/nonexistent/bits.map"), "%s", qat_error_message());
 }
@@ -81,7 +85,7 @@ static void make_model(qat_qmodel *qm, uint64_t seed)
     test_random_mlp(qm, seed, 0.2f);
     const qat_qscheme schemes[2] = { { 4, false, QAT_GRAN_GROUP, 64 }, { 8, true, QAT_GRAN_CHANNEL, 0 } };
     for (int i = 0; i < 2; i++) {
-        const qat_layer_info *info = qat_model_layer_info(QAT_MODEL_MLP, i);
+        const qat_layer_info *info = &qm->desc.layers[i];
         int64_t n = qat_qscheme_scale_count(&schemes[i], info->rows, info->cols);
         float *scale = malloc((size_t)n * sizeof *scale);
         int32_t *zp = malloc((size_t)n * sizeof *zp);

@@ -136,7 +136,7 @@ static void quantize_mlp(qat_qmodel *qm, int bits)
 {
     const qat_qscheme s = { bits, true, QAT_GRAN_CHANNEL, 0 };
     for (int i = 0; i < qm->nlayers; i++) {
-        const qat_layer_info *info = qat_model_layer_info(QAT_MODEL_MLP, i);
+        const qat_layer_info *info = &qm->desc.layers[i];
         float *scale = malloc((size_t)info->rows * sizeof *scale);
         int32_t *zp = malloc((size_t)info->rows * sizeof *zp);
         uint8_t *codes = malloc((size_t)qm->numel[2 * i]);

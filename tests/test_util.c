@@ -110,14 +110,14 @@ bool test_have_data_and_device(void)
 void test_random_mlp(qat_qmodel *qm, uint64_t seed, float bound)
 {
     memset(qm, 0, sizeof *qm);
-    qm->kind = QAT_MODEL_MLP;
+    qat_model_desc_default(&qm->desc, QAT_MODEL_MLP);
     qm->input_mean = 0.286f;
     qm->input_std = 0.353f;
     qm->nlayers = 3;
     qm->nparams = 6;
     test_rng rng = { seed };
     for (int i = 0; i < 3; i++) {
-        const qat_layer_info *info = qat_model_layer_info(QAT_MODEL_MLP, i);
+        const qat_layer_info *info = &qm->desc.layers[i];
         qm->numel[2 * i] = info->rows * info->cols;
         qm->numel[2 * i + 1] = info->rows;
         float b = bound > 0 ? bound : 1.0f / sqrtf((float)info->cols);

@@ -88,7 +88,7 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "qat train: --model is required (mlp or cnn)\n");
         return 2;
     }
-    if (!qat_model_parse(model, &o.model)) {
+    if (!qat_model_parse(model, &o.model.kind) || o.model.kind == QAT_MODEL_GPT) {
         fprintf(stderr, "qat train: --model: unknown model '%s' (expected mlp or cnn)\n", model);
         return 2;
     }
@@ -115,7 +115,7 @@ int cmd_train(int argc, char **argv)
     o.optim.warmup_steps = (int)warmup;
     qat_train_result r;
     if (qat_train_run(&o, &r) != QAT_OK) return cli_fail(cmd);
-    printf("%s: test_acc %.4f  val_acc %.4f  params %lld  %.1f s (%.0f images/s)\n", qat_model_name(o.model),
+    printf("%s: test_acc %.4f  val_acc %.4f  params %lld  %.1f s (%.0f images/s)\n", qat_model_name(o.model.kind),
            r.test.accuracy, r.val.accuracy, (long long)r.params, r.wall_seconds, r.images_per_second);
     printf("results in %s/ (metrics.csv, summary.json, model.safetensors)\n", o.out_dir);
     return 0;
