@@ -12,7 +12,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD_PKGS := gcc make premake4 glslc spirv-tools libvulkan-dev \
               mesa-vulkan-drivers vulkan-validationlayers libpng-dev \
               zlib1g-dev libcriterion-dev libopenblas-dev pkg-config gnuplot-nox
-DATA_PKGS := dataset-fashion-mnist
+DATA_PKGS := dataset-fashion-mnist fortunes
 
 GLSLC := glslc
 GLSLC_FLAGS := --target-env=vulkan1.2 -O -Werror -Ishaders
