@@ -33,4 +33,12 @@ const qat_op_def *const qat_op_defs[QAT_OP_COUNT] = {
     [QAT_OP_FAKE_QUANT] = &qat_op_fake_quant_def,
     [QAT_OP_FAKE_QUANT_BACK] = &qat_op_fake_quant_back_def,
     [QAT_OP_FAKE_QUANT_BACK_SCALE] = &qat_op_fake_quant_back_scale_def,
+    [QAT_OP_EMBEDDING] = &qat_op_embedding_def,
+    [QAT_OP_EMBEDDING_BACK] = &qat_op_embedding_back_def,
+    [QAT_OP_LAYER_NORM] = &qat_op_layer_norm_def,
+    [QAT_OP_LAYER_NORM_BACK] = &qat_op_layer_norm_back_def,
+    [QAT_OP_LAYER_NORM_BACK_GAMMA] = &qat_op_layer_norm_back_gamma_def,
+    [QAT_OP_CAUSAL_SOFTMAX] = &qat_op_causal_softmax_def,
+    [QAT_OP_CAUSAL_SOFTMAX_BACK] = &qat_op_causal_softmax_back_def,
+    [QAT_OP_TRANSPOSE12] = &qat_op_transpose12_def,
 };

@@ -41,6 +41,14 @@ typedef enum qat_op {
     QAT_OP_FAKE_QUANT,          /* y = (clamp(roundEven(x * (1/s)) + z, qmin, qmax) - z) * s */
     QAT_OP_FAKE_QUANT_BACK,     /* dx under the node's gradient estimator */
     QAT_OP_FAKE_QUANT_BACK_SCALE, /* d scale (LSQ) or d alpha (PACT): one fixed-order sum per scale */
+    QAT_OP_EMBEDDING,           /* y = table[ids] */
+    QAT_OP_EMBEDDING_BACK,      /* d table: per row, the dy of its tokens summed in token order */
+    QAT_OP_LAYER_NORM,          /* y = (x - mean) * rstd * gamma + beta over the last axis */
+    QAT_OP_LAYER_NORM_BACK,     /* dx, row statistics recomputed from x */
+    QAT_OP_LAYER_NORM_BACK_GAMMA, /* partial sums of dy * xhat over chunks of rows (then SUM) */
+    QAT_OP_CAUSAL_SOFTMAX,      /* softmax of scale * x over columns s <= t of row t, 0 above */
+    QAT_OP_CAUSAL_SOFTMAX_BACK, /* dx = scale * y * (dy - sum y dy) */
+    QAT_OP_TRANSPOSE12,         /* (A, B, C, D) -> (A, C, B, D) */
     QAT_OP_COUNT
 } qat_op;
 
@@ -87,6 +95,31 @@ int qat_flatten(struct qat_graph *g, int x); /* (n, ...) -> (n, rest) */
  * stream (salt << 32 | t) of `seed` (see ops/dropout.c), so it is the same on
  * every device; the backward applies the same mask. */
 int qat_dropout(struct qat_graph *g, int x, float p, uint64_t seed, uint32_t salt);
+
+/* ---- transformer ops (ops/embedding*.c, layer_norm*.c, causal_softmax*.c,
+ * transpose*.c) ----------------------------------------------------------- */
+
+/* Token embedding lookup: table (vocab, dim) F32, ids I32 of any shape (n
+ * elements, values in [0, vocab)) -> (ids shape..., dim). Only the table gets
+ * a gradient, with no atomics: each table element sums the dy rows of the
+ * tokens that use it in ascending token order. An id outside [0, vocab)
+ * gives a zero row on the device (and contributes no gradient). */
+int qat_embedding(struct qat_graph *g, int table, int ids);
+/* LayerNorm over the last axis with PyTorch's nn.LayerNorm semantics (biased
+ * variance, eps inside the square root): x (..., C), gamma (C), beta (C).
+ * Gradients: dx (a kernel recomputing each row's mean and rstd from x),
+ * d gamma = sum over rows of dy * xhat (partial sums over fixed chunks of
+ * rows, then their sum), d beta = sum over rows of dy. */
+int qat_layer_norm(struct qat_graph *g, int x, int gamma, int beta, float eps);
+/* Causal softmax over the last axis of x (batch, T, T) (batch = B * heads;
+ * more leading axes fold into it): y[b,t,s] = exp(scale x[b,t,s] - max) /
+ * sum over s' <= t of the same, for s <= t, and exactly 0 for s > t.
+ * Backward: dx = scale * y * (dy - sum_s y dy) per row (0 above the diagonal). */
+int qat_causal_softmax(struct qat_graph *g, int x, float scale);
+/* Swaps axes 1 and 2 of a 4-d tensor: (A, B, C, D) -> (A, C, B, D). Splits
+ * attention heads, (batch, T, heads, hd) -> (batch, heads, T, hd), and merges
+ * them back; its backward is itself. */
+int qat_transpose12(struct qat_graph *g, int x);
 
 /* ---- fake quantization (ops/fake_quant.c, ops/fake_quant_vk.c) -------------
  * Which scale (and zero point) element x[i] uses, for a tensor of n elements:

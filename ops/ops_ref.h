@@ -303,4 +303,69 @@ void qat_fake_quant_backward_ref(float *dx,       /* (n) or NULL */
                                  size_t n, const float *scale, const float *zero_point,
                                  const struct qat_fq_params *p);
 
+/* ---- embedding (ops/embedding.c) -------------------------------------------
+ * A lookup: y[t][c] = table[ids[t]][c] for the n tokens t; every id must lie
+ * in [0, vocab). The backward is its adjoint written as a gather over table
+ * rows: dtable[v][c] = sum over the tokens t with ids[t] == v, t ascending,
+ * of dy[t][c] (rows no token uses get 0). The ids get no gradient. */
+void qat_embedding_forward_ref(float *y,             /* (n, dim) */
+                               const float *table,   /* (vocab, dim) */
+                               const int32_t *ids,   /* (n) */
+                               size_t n, size_t vocab, size_t dim);
+void qat_embedding_backward_ref(float *dtable,       /* (vocab, dim) */
+                                const float *dy,     /* (n, dim) */
+                                const int32_t *ids,  /* (n) */
+                                size_t n, size_t vocab, size_t dim);
+
+/* ---- layer_norm (ops/layer_norm.c) -----------------------------------------
+ * PyTorch's nn.LayerNorm over the last axis of x viewed as (rows, C). Per row,
+ * with every sum over c ascending:
+ *   mean = (sum x[c]) / C;  var = (sum (x[c] - mean)^2) / C (biased);
+ *   rstd = 1 / sqrtf(var + eps);  xhat[c] = (x[c] - mean) * rstd;
+ *   y[c] = xhat[c] * gamma[c] + beta[c].
+ * mean and rstd receive the row statistics unless NULL. */
+void qat_layer_norm_forward_ref(float *y,           /* (rows, C) */
+                                float *mean,        /* (rows), or NULL */
+                                float *rstd,        /* (rows), or NULL */
+                                const float *x,     /* (rows, C) */
+                                const float *gamma, /* (C) */
+                                const float *beta,  /* (C) */
+                                size_t rows, size_t c, float eps);
+/* With mean, rstd and xhat recomputed from x as above, g[c] = dy[c] * gamma[c]
+ * and, over c ascending, a = (sum g[c]) / C, b = (sum g[c] * xhat[c]) / C:
+ *   dx[c] = ((g[c] - a) - xhat[c] * b) * rstd;
+ *   dgamma[c] = sum over rows ascending of dy[c] * xhat[c];
+ *   dbeta[c] = sum over rows ascending of dy[c]. */
+void qat_layer_norm_backward_ref(float *dx,          /* (rows, C), or NULL */
+                                 float *dgamma,      /* (C), or NULL */
+                                 float *dbeta,       /* (C), or NULL */
+                                 const float *dy,    /* (rows, C) */
+                                 const float *x,     /* (rows, C) */
+                                 const float *gamma, /* (C) */
+                                 size_t rows, size_t c, float eps);
+
+/* ---- causal_softmax (ops/causal_softmax.c) ---------------------------------
+ * Attention weights: x (batch, T, T), row (b, t) attends to the columns
+ * s <= t. Per row, over s ascending from 0 to t:
+ *   m = max scale * x[s];  e[s] = expf(scale * x[s] - m);  sum = sum e[s];
+ *   y[s] = e[s] / sum for s <= t, and exactly 0 for s > t.
+ * The backward, per row with d = sum over s <= t ascending of y[s] * dy[s]:
+ *   dx[s] = scale * (y[s] * (dy[s] - d)) for s <= t, 0 for s > t.
+ * dx may alias dy. */
+void qat_causal_softmax_forward_ref(float *y,       /* (batch, T, T) */
+                                    const float *x, /* (batch, T, T) */
+                                    size_t batch, size_t t, float scale);
+void qat_causal_softmax_backward_ref(float *dx,       /* (batch, T, T) */
+                                     const float *dy, /* (batch, T, T) */
+                                     const float *y,  /* (batch, T, T), the forward's output */
+                                     size_t batch, size_t t, float scale);
+
+/* ---- transpose12 (ops/transpose.c) -----------------------------------------
+ * Swaps axes 1 and 2: y[a][j][i][k] = x[a][i][j][k] for x (A, B, C, D) and
+ * y (A, C, B, D). Its own adjoint: the backward is the same function applied
+ * to dy with B and C exchanged. */
+void qat_transpose12_ref(float *y,       /* (A, C, B, D) */
+                         const float *x, /* (A, B, C, D) */
+                         size_t a, size_t b, size_t c, size_t d);
+
 #endif

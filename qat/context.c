@@ -355,7 +355,8 @@ qat_status qat_ctx_init(const char *selector, qat_ctx **out)
     }
     if (st == QAT_OK) st = qat_buffer_create(ctx, 1 << 20, true, &ctx->staging);
     if (st == QAT_OK) st = qat_buffer_create(ctx, QAT_BUFFER_ALIGN, false, &ctx->dummy);
-    if (st == QAT_OK) st = qat_texel_view_create(ctx, &ctx->dummy, 0, QAT_BUFFER_ALIGN, &ctx->dummy_view);
+    if (st == QAT_OK) st = qat_texel_view_create(ctx, &ctx->dummy, 0, QAT_BUFFER_ALIGN, VK_FORMAT_R32G32B32A32_SFLOAT,
+                                                     &ctx->dummy_view);
     if (st != QAT_OK) {
         qat_ctx_free(ctx);
         return st;
@@ -466,7 +467,7 @@ void qat_buffer_destroy(qat_ctx *ctx, qat_buffer *buf)
 }
 
 qat_status qat_texel_view_create(qat_ctx *ctx, const qat_buffer *buf, VkDeviceSize offset, VkDeviceSize bytes,
-                                 VkBufferView *out)
+                                 VkFormat format, VkBufferView *out)
 {
     /* The range must be whole texels; tensors live in QAT_BUFFER_ALIGN slots,
      * so rounding up to 16 bytes stays inside the slot. */
@@ -475,7 +476,7 @@ qat_status qat_texel_view_create(qat_ctx *ctx, const qat_buffer *buf, VkDeviceSi
     VkBufferViewCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
         .buffer = buf->buffer,
-        .format = VK_FORMAT_R32G32B32A32_SFLOAT,
+        .format = format,
         .offset = offset,
         .range = range ? range : 16,
     };

@@ -20,9 +20,10 @@
 #define QAT_MAX_BINDINGS 8
 #define QAT_SCALARS_BINDING (QAT_MAX_BINDINGS - 1)
 /* Bindings QAT_TEXEL_BASE + b (b < QAT_TEXEL_BINDINGS) are uniform texel
- * buffers (RGBA32F) viewing the tensor at storage binding b, for kernels that
- * read vec4s through the texture path (faster on some drivers, lavapipe
- * among them). */
+ * buffers viewing the tensor at storage binding b, for kernels that read
+ * vec4s through the texture path (faster on some drivers, lavapipe among
+ * them): RGBA32F (samplerBuffer) for float tensors, RGBA32I
+ * (isamplerBuffer) for int32 ones. */
 #define QAT_TEXEL_BASE QAT_MAX_BINDINGS
 #define QAT_TEXEL_BINDINGS 4
 #define QAT_PUSH_WORDS 32
@@ -100,9 +101,10 @@ void qat_buffer_destroy(qat_ctx *ctx, qat_buffer *buf);
 qat_status qat_buffer_upload(qat_ctx *ctx, const qat_buffer *dst, VkDeviceSize offset, const void *src, size_t size);
 qat_status qat_buffer_download(qat_ctx *ctx, const qat_buffer *src, VkDeviceSize offset, void *dst, size_t size);
 
-/* An RGBA32F texel view of a buffer range (for QAT_TEXEL_BASE bindings). */
+/* A texel view of a buffer range (for QAT_TEXEL_BASE bindings) in a
+ * four-component 32-bit format (VK_FORMAT_R32G32B32A32_SFLOAT or _SINT). */
 qat_status qat_texel_view_create(qat_ctx *ctx, const qat_buffer *buf, VkDeviceSize offset, VkDeviceSize bytes,
-                                 VkBufferView *out);
+                                 VkFormat format, VkBufferView *out);
 
 /* Submits a command buffer and waits for it. */
 qat_status qat_ctx_submit_wait(qat_ctx *ctx, VkCommandBuffer cmd);

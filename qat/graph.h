@@ -85,7 +85,7 @@ typedef struct qat_dispatch {
     uint32_t groups[3];
     int binding[QAT_SCALARS_BINDING]; /* tensor ids, -1 unused */
     bool writes[QAT_SCALARS_BINDING]; /* the dispatch writes this binding */
-    bool texel[QAT_TEXEL_BINDINGS];   /* also view binding b as vec4 texels at QAT_TEXEL_BASE + b */
+    bool texel[QAT_TEXEL_BINDINGS];   /* also view binding b as vec4 (ivec4 for int32) texels at QAT_TEXEL_BASE + b */
 } qat_dispatch;
 
 typedef struct qat_graph qat_graph;

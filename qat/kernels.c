@@ -32,6 +32,18 @@ static const uint32_t spv_dropout[] =
 static const uint32_t spv_fake_quant[] =
 #include "fake_quant.spv.inc"
 ;
+static const uint32_t spv_embedding[] =
+#include "embedding.spv.inc"
+;
+static const uint32_t spv_layer_norm[] =
+#include "layer_norm.spv.inc"
+;
+static const uint32_t spv_causal_softmax[] =
+#include "causal_softmax.spv.inc"
+;
+static const uint32_t spv_transpose[] =
+#include "transpose.spv.inc"
+;
 
 static const struct {
     const char *name;
@@ -47,6 +59,10 @@ static const struct {
     [QAT_KERNEL_OPTIM] = { "optim", spv_optim, sizeof spv_optim },
     [QAT_KERNEL_DROPOUT] = { "dropout", spv_dropout, sizeof spv_dropout },
     [QAT_KERNEL_FAKE_QUANT] = { "fake_quant", spv_fake_quant, sizeof spv_fake_quant },
+    [QAT_KERNEL_EMBEDDING] = { "embedding", spv_embedding, sizeof spv_embedding },
+    [QAT_KERNEL_LAYER_NORM] = { "layer_norm", spv_layer_norm, sizeof spv_layer_norm },
+    [QAT_KERNEL_CAUSAL_SOFTMAX] = { "causal_softmax", spv_causal_softmax, sizeof spv_causal_softmax },
+    [QAT_KERNEL_TRANSPOSE] = { "transpose", spv_transpose, sizeof spv_transpose },
 };
 _Static_assert(QAT_ARRAY_LEN(kernel_table) == QAT_KERNEL_COUNT, "every kernel needs its SPIR-V");
 

@@ -1049,3 +1049,329 @@ Test(ops_ref, optimizers_vs_pytorch)
     expect_within_scale("adamw m vs torch", GOLDEN_OPT_STEPS, m, golden_adamw_m, sm, n);
     expect_within_scale("adamw v vs torch", GOLDEN_OPT_STEPS, v, golden_adamw_v, sv, n);
 }
+
+/* ---- embedding ---------------------------------------------------------------------- */
+
+Test(ops_ref, embedding_hand)
+{
+    const float table[] = {1, 2, 3, 4, 5, 6}; /* (3, 2) */
+    const int32_t ids[] = {2, 0, 2};
+    const float want_y[] = {5, 6, 1, 2, 5, 6};
+    const float dy[] = {1, 10, 100, 1000, 0.5f, 0.25f};
+    /* Row 0 gets token 1's dy, row 1 nothing, row 2 tokens 0 and 2 in order. */
+    const float want_dt[] = {100, 1000, 0, 0, 1.5f, 10.25f};
+    float y[6], dt[6] = {-1, -1, -1, -1, -1, -1};
+    qat_embedding_forward_ref(y, table, ids, 3, 3, 2);
+    expect_floats_eq("embedding y", y, want_y, 6);
+    qat_embedding_backward_ref(dt, dy, ids, 3, 3, 2);
+    expect_floats_eq("embedding dtable", dt, want_dt, 6);
+}
+
+static void embedding_bad_id(void)
+{
+    const float table[] = {1, 2};
+    const int32_t ids[] = {0, 2};
+    float y[2];
+    qat_embedding_forward_ref(y, table, ids, 2, 2, 1);
+}
+
+Test(ops_ref, embedding_id_out_of_range_aborts, .signal = SIGABRT, .init = cr_redirect_stderr)
+{
+    embedding_bad_id();
+}
+
+typedef struct emb_ctx {
+    size_t n, vocab, dim;
+    float *table, *y, *r;
+    int32_t *ids;
+} emb_ctx;
+
+static double emb_loss(void *p)
+{
+    emb_ctx *c = p;
+    qat_embedding_forward_ref(c->y, c->table, c->ids, c->n, c->vocab, c->dim);
+    return dot_d(c->y, c->r, c->n * c->dim);
+}
+
+/* Linear in the table: step 0.25, and each table element's gradient sums at
+ * most n <= 12 terms of |r| <= 1 (rounding <= 12 * 2^-24 * 12 over 0.5).
+ * Tolerance 1e-5 + 1e-5 relative (see the top of the file). */
+Test(ops_ref, embedding_grad_random)
+{
+    uint64_t s = 4242;
+    for (int trial = 0; trial < 12; trial++) {
+        emb_ctx c = {rng_range(&s, 1, 12), rng_range(&s, 1, 6), rng_range(&s, 1, 5), 0, 0, 0, 0};
+        c.table = random_array(c.vocab * c.dim, &s, 1e-2f);
+        c.y = zeros(c.n * c.dim);
+        c.r = random_array(c.n * c.dim, &s, 1e-2f);
+        c.ids = qat_xmalloc(c.n * sizeof *c.ids);
+        for (size_t t = 0; t < c.n; t++) c.ids[t] = (int32_t)rng_range(&s, 0, c.vocab - 1);
+        float *dt = zeros(c.vocab * c.dim);
+        qat_embedding_backward_ref(dt, c.r, c.ids, c.n, c.vocab, c.dim);
+        check_grad("embedding dtable", dt, c.table, c.vocab * c.dim, 0.25f, emb_loss, &c, 1e-5, 1e-5);
+        free(c.table), free(c.y), free(c.r), free(c.ids), free(dt);
+    }
+}
+
+/* A copy, and sums of at most 2 terms in token order: exact. */
+Test(ops_ref, embedding_vs_pytorch)
+{
+    float y[GOLDEN_EMB_N * GOLDEN_EMB_DIM], dt[GOLDEN_EMB_VOCAB * GOLDEN_EMB_DIM];
+    qat_embedding_forward_ref(y, golden_emb_table, golden_emb_ids, GOLDEN_EMB_N, GOLDEN_EMB_VOCAB, GOLDEN_EMB_DIM);
+    expect_floats_eq("embedding y vs torch", y, golden_emb_y, QAT_ARRAY_LEN(y));
+    qat_embedding_backward_ref(dt, golden_emb_dy, golden_emb_ids, GOLDEN_EMB_N, GOLDEN_EMB_VOCAB, GOLDEN_EMB_DIM);
+    expect_floats_eq("embedding dtable vs torch", dt, golden_emb_dtable, QAT_ARRAY_LEN(dt));
+}
+
+/* ---- layer_norm ---------------------------------------------------------------------- */
+
+Test(ops_ref, layer_norm_hand)
+{
+    /* x = 1, 2, 3, 4: mean 2.5, biased variance 1.25; with eps = 0,
+     * xhat = (-1.5, -0.5, 0.5, 1.5) / sqrt(1.25). */
+    const float x[] = {1, 2, 3, 4}, gamma[] = {1, 2, 0.5f, -1}, beta[] = {0, 1, 0, 0.5f};
+    const double r = 1.0 / sqrt(1.25), xhat[] = {-1.5 * r, -0.5 * r, 0.5 * r, 1.5 * r};
+    double want_y[4];
+    for (int j = 0; j < 4; j++) want_y[j] = xhat[j] * gamma[j] + beta[j];
+    float y[4], mean, rstd;
+    qat_layer_norm_forward_ref(y, &mean, &rstd, x, gamma, beta, 1, 4, 0.0f);
+    cr_assert(mean == 2.5f, "mean %.9g", (double)mean);
+    expect_close("layer_norm rstd", &rstd, &r, 1, 2e-7, 0);
+    expect_close("layer_norm y", y, want_y, 4, 4e-7, 1e-7);
+    /* The output ignores a shift and a scale of x, so dy = gamma-weighted
+     * ones or xhat gives dx = 0 (with gamma = 1: g = dy); d gamma = dy * xhat,
+     * d beta = dy. */
+    const float ones[] = {1, 1, 1, 1}, gones[] = {1, 1, 1, 1};
+    float dx[4], dg[4], db[4], fxhat[4];
+    for (int j = 0; j < 4; j++) fxhat[j] = (float)xhat[j];
+    const double zero[4] = {0, 0, 0, 0};
+    qat_layer_norm_backward_ref(dx, dg, db, ones, x, gones, 1, 4, 0.0f);
+    expect_close("layer_norm dx (dy = 1)", dx, zero, 4, 0, 1e-6);
+    expect_close("layer_norm dgamma (dy = 1)", dg, xhat, 4, 4e-7, 1e-7);
+    expect_floats_eq("layer_norm dbeta (dy = 1)", db, ones, 4);
+    qat_layer_norm_backward_ref(dx, NULL, NULL, fxhat, x, gones, 1, 4, 0.0f);
+    expect_close("layer_norm dx (dy = xhat)", dx, zero, 4, 0, 1e-6);
+    /* dy = e0: dx_j = ((d_j0 - 1/4) - xhat_j xhat_0 / 4) rstd. */
+    const float e0[] = {1, 0, 0, 0};
+    double want_dx[4];
+    for (int j = 0; j < 4; j++) want_dx[j] = ((j == 0) - 0.25 - xhat[j] * xhat[0] / 4) * r;
+    qat_layer_norm_backward_ref(dx, NULL, NULL, e0, x, gones, 1, 4, 0.0f);
+    expect_close("layer_norm dx (dy = e0)", dx, want_dx, 4, 1e-6, 1e-7);
+}
+
+typedef struct ln_ctx {
+    size_t rows, c;
+    float eps;
+    float *x, *gamma, *beta, *y, *r;
+} ln_ctx;
+
+static double ln_loss(void *p)
+{
+    ln_ctx *c = p;
+    qat_layer_norm_forward_ref(c->y, NULL, NULL, c->x, c->gamma, c->beta, c->rows, c->c, c->eps);
+    return dot_d(c->y, c->r, c->rows * c->c);
+}
+
+/* gamma and beta enter linearly: step 0.25, tolerance 1e-5 + 1e-5 relative
+ * (a gradient sums rows <= 4 terms). In x the loss is smooth but curved, the
+ * more so the smaller a row's spread, so each row is rescaled to standard
+ * deviation 0.5 (rstd ~2, up to 9 columns) and shifted by its index. The
+ * step then balances truncation against the loss's float rounding over 2h:
+ * max errors measured 3.9e-5 at h = 2^-7, 4.5e-5 at 2^-8, 1.9e-4 at 2^-10.
+ * Tolerance 2e-4 + 1e-3 relative (the worst element uses 0.14 of it); a
+ * wrong term of dx (a dropped mean of g or of g xhat) is off by ~0.1. */
+Test(ops_ref, layer_norm_grad_random)
+{
+    uint64_t s = 777;
+    for (int trial = 0; trial < 12; trial++) {
+        ln_ctx c = {rng_range(&s, 1, 4), rng_range(&s, 2, 9), trial % 2 ? 1e-5f : 0.1f, 0, 0, 0, 0, 0};
+        size_t n = c.rows * c.c;
+        c.x = random_array(n, &s, 1e-2f);
+        for (size_t r = 0; r < c.rows; r++) {
+            float *xr = c.x + r * c.c, m = 0, v = 0;
+            for (size_t j = 0; j < c.c; j++) m += xr[j] / (float)c.c;
+            for (size_t j = 0; j < c.c; j++) v += (xr[j] - m) * (xr[j] - m) / (float)c.c;
+            for (size_t j = 0; j < c.c; j++) xr[j] = (xr[j] - m) * 0.5f / sqrtf(v) + (float)r;
+        }
+        c.gamma = random_array(c.c, &s, 1e-2f);
+        c.beta = random_array(c.c, &s, 1e-2f);
+        c.y = zeros(n);
+        c.r = random_array(n, &s, 1e-2f);
+        float *dx = zeros(n), *dg = zeros(c.c), *db = zeros(c.c);
+        qat_layer_norm_backward_ref(dx, dg, db, c.r, c.x, c.gamma, c.rows, c.c, c.eps);
+        check_grad("layer_norm dx", dx, c.x, n, 0x1p-7f, ln_loss, &c, 1e-3, 2e-4);
+        check_grad("layer_norm dgamma", dg, c.gamma, c.c, 0.25f, ln_loss, &c, 1e-5, 1e-5);
+        check_grad("layer_norm dbeta", db, c.beta, c.c, 0.25f, ln_loss, &c, 1e-5, 1e-5);
+        /* Any subset of the gradients, the others NULL, gives the same values. */
+        float *dx2 = zeros(n), *db2 = zeros(c.c);
+        qat_layer_norm_backward_ref(dx2, NULL, NULL, c.r, c.x, c.gamma, c.rows, c.c, c.eps);
+        qat_layer_norm_backward_ref(NULL, NULL, db2, c.r, c.x, c.gamma, c.rows, c.c, c.eps);
+        expect_floats_eq("layer_norm dx alone", dx2, dx, n);
+        expect_floats_eq("layer_norm dbeta alone", db2, db, c.c);
+        free(c.x), free(c.gamma), free(c.beta), free(c.y), free(c.r), free(dx), free(dg), free(db), free(dx2), free(db2);
+    }
+}
+
+/* PyTorch's CPU kernel computes the moments in another order and forms
+ * y = (x rstd + (-mean rstd)) gamma + beta, and dx = a dy gamma + b x + c,
+ * with fmas: terms as large as |x| rstd |gamma| (<= ~25 here: rows are
+ * offset by up to 12) cancel, so its results carry a few ulp of those terms,
+ * ~4e-6 absolute, whatever the size of the result (measured: up to 1.9e-6).
+ * Tolerance 2e-6 relative + 5e-6 absolute. */
+static void layer_norm_vs_pytorch(const char *tag, size_t rows, size_t c, const float *x, const float *gamma,
+                                  const float *beta, const float *want_y, const float *dy, const float *want_dx,
+                                  const float *want_dg, const float *want_db)
+{
+    float *y = zeros(rows * c), *dx = zeros(rows * c), *dg = zeros(c), *db = zeros(c);
+    char what[64];
+    qat_layer_norm_forward_ref(y, NULL, NULL, x, gamma, beta, rows, c, 1e-5f);
+    snprintf(what, sizeof what, "%s y vs torch", tag);
+    expect_floats_near(what, y, want_y, rows * c, 2e-6, 5e-6);
+    qat_layer_norm_backward_ref(dx, dg, db, dy, x, gamma, rows, c, 1e-5f);
+    snprintf(what, sizeof what, "%s dx vs torch", tag);
+    expect_floats_near(what, dx, want_dx, rows * c, 2e-6, 5e-6);
+    snprintf(what, sizeof what, "%s dgamma vs torch", tag);
+    expect_floats_near(what, dg, want_dg, c, 2e-6, 5e-6);
+    snprintf(what, sizeof what, "%s dbeta vs torch", tag);
+    expect_floats_near(what, db, want_db, c, 2e-6, 5e-6);
+    free(y), free(dx), free(dg), free(db);
+}
+
+Test(ops_ref, layer_norm_vs_pytorch)
+{
+    layer_norm_vs_pytorch("ln C=7", GOLDEN_LN_A_ROWS, GOLDEN_LN_A_C, golden_ln_a_x, golden_ln_a_gamma,
+                          golden_ln_a_beta, golden_ln_a_y, golden_ln_a_dy, golden_ln_a_dx, golden_ln_a_dgamma,
+                          golden_ln_a_dbeta);
+    layer_norm_vs_pytorch("ln C=16", GOLDEN_LN_B_ROWS, GOLDEN_LN_B_C, golden_ln_b_x, golden_ln_b_gamma,
+                          golden_ln_b_beta, golden_ln_b_y, golden_ln_b_dy, golden_ln_b_dx, golden_ln_b_dgamma,
+                          golden_ln_b_dbeta);
+}
+
+/* ---- causal_softmax ------------------------------------------------------------------ */
+
+Test(ops_ref, causal_softmax_hand)
+{
+    /* T = 2: row 0 sees only column 0 (weight 1, the 100 above the diagonal
+     * is ignored); row 1 softmax(0, log 3) = (1/4, 3/4). Huge values stay
+     * finite because the max is subtracted. */
+    const float x[] = {5, 100, 0, logf(3.0f), 1000, -1000, -1000, 1000};
+    float y[8], dx[8];
+    qat_causal_softmax_forward_ref(y, x, 2, 2, 1.0f);
+    cr_assert(y[0] == 1 && y[1] == 0 && y[4] == 1 && y[5] == 0 && y[6] == 0 && y[7] == 1);
+    const double want_row1[] = {0.25, 0.75};
+    expect_close("causal_softmax row 1", y + 2, want_row1, 2, 2e-7, 0);
+    /* dy = (1, 0) on row 1: d = 1/4, dx = scale (1/4 (1 - 1/4), 3/4 (0 - 1/4))
+     * = scale (3/16, -3/16); row 0 has y = 1, so dx = scale (dy0 - dy0) = 0. */
+    const float dy[] = {0.5f, 7, 1, 0, 1, 1, 1, 1};
+    qat_causal_softmax_backward_ref(dx, dy, y, 2, 2, 2.0f);
+    cr_assert(dx[0] == 0 && dx[1] == 0, "row 0: %g %g", (double)dx[0], (double)dx[1]);
+    const double want_dx[] = {0.375, -0.375};
+    expect_close("causal_softmax dx row 1", dx + 2, want_dx, 2, 1e-6, 0);
+}
+
+typedef struct csm_ctx {
+    size_t batch, t;
+    float scale;
+    float *x, *y, *r;
+} csm_ctx;
+
+static double csm_loss(void *p)
+{
+    csm_ctx *c = p;
+    qat_causal_softmax_forward_ref(c->y, c->x, c->batch, c->t, c->scale);
+    return dot_d(c->y, c->r, c->batch * c->t * c->t);
+}
+
+/* Smooth, like softmax_ce; x in [-2, 2], scale up to 2, step 2^-8: the
+ * truncation h^2 |f'''| / 6 and the loss's rounding over 2h are each
+ * ~1e-5 (measured max error 1.5e-5). Tolerance 1e-4 + 1e-3 relative (the
+ * worst element uses 0.14 of it). Entries above the diagonal do not reach
+ * the loss: their gradient, like their weight, is exactly 0. */
+Test(ops_ref, causal_softmax_grad_random)
+{
+    uint64_t s = 5150;
+    for (int trial = 0; trial < 12; trial++) {
+        csm_ctx c = {rng_range(&s, 1, 3), rng_range(&s, 1, 6), 0.5f + (float)(trial % 4) * 0.5f, 0, 0, 0};
+        size_t n = c.batch * c.t * c.t;
+        c.x = random_array(n, &s, 1e-2f);
+        for (size_t i = 0; i < n; i++) c.x[i] *= 2.0f;
+        c.y = zeros(n);
+        c.r = random_array(n, &s, 1e-2f);
+        float *dx = zeros(n);
+        qat_causal_softmax_backward_ref(dx, c.r, (qat_causal_softmax_forward_ref(c.y, c.x, c.batch, c.t, c.scale), c.y),
+                                        c.batch, c.t, c.scale);
+        for (size_t i = 0; i < n; i++)
+            if (i % c.t > (i / c.t) % c.t) cr_assert(dx[i] == 0.0f && c.y[i] == 0.0f);
+        float *y_saved = qat_xmalloc(n * sizeof *y_saved);
+        memcpy(y_saved, c.y, n * sizeof *y_saved);
+        /* dx may alias dy. */
+        float *inplace = qat_xmalloc(n * sizeof *inplace);
+        memcpy(inplace, c.r, n * sizeof *inplace);
+        qat_causal_softmax_backward_ref(inplace, inplace, y_saved, c.batch, c.t, c.scale);
+        expect_floats_eq("causal_softmax dx in place", inplace, dx, n);
+        check_grad("causal_softmax dx", dx, c.x, n, 0x1p-8f, csm_loss, &c, 1e-3, 1e-4);
+        free(c.x), free(c.y), free(c.r), free(dx), free(y_saved), free(inplace);
+    }
+}
+
+/* PyTorch exponentiates the masked scores with its own vectorised exp
+ * (within ~1 ulp of expf) and sums in another order: weights and gradients
+ * within 1e-6 relative plus 1e-7 absolute (values <= 1, gradients <= ~2;
+ * the worst element uses 0.11 of it). */
+Test(ops_ref, causal_softmax_vs_pytorch)
+{
+    enum { N = GOLDEN_CSM_BATCH * GOLDEN_CSM_T * GOLDEN_CSM_T };
+    float y[N], dx[N];
+    qat_causal_softmax_forward_ref(y, golden_csm_x, GOLDEN_CSM_BATCH, GOLDEN_CSM_T, GOLDEN_CSM_SCALE);
+    expect_floats_near("causal_softmax y vs torch", y, golden_csm_y, N, 1e-6, 1e-7);
+    qat_causal_softmax_backward_ref(dx, golden_csm_dy, y, GOLDEN_CSM_BATCH, GOLDEN_CSM_T, GOLDEN_CSM_SCALE);
+    expect_floats_near("causal_softmax dx vs torch", dx, golden_csm_dx, N, 1e-6, 1e-7);
+}
+
+/* ---- transpose12 ---------------------------------------------------------------------- */
+
+typedef struct tr_ctx {
+    size_t a, b, c, d;
+    float *x, *y, *r;
+} tr_ctx;
+
+static double tr_loss(void *p)
+{
+    tr_ctx *c = p;
+    qat_transpose12_ref(c->y, c->x, c->a, c->b, c->c, c->d);
+    return dot_d(c->y, c->r, c->a * c->b * c->c * c->d);
+}
+
+/* The backward is the swap applied to dy with B and C exchanged: a linear
+ * map with one term per element, so step 0.25 and rounding alone (none:
+ * each loss term is one product) allow 1e-6. */
+Test(ops_ref, transpose12_grad_random)
+{
+    uint64_t s = 1212;
+    for (int trial = 0; trial < 8; trial++) {
+        tr_ctx c = {rng_range(&s, 1, 3), rng_range(&s, 1, 4), rng_range(&s, 1, 4), rng_range(&s, 1, 5), 0, 0, 0};
+        size_t n = c.a * c.b * c.c * c.d;
+        c.x = random_array(n, &s, 1e-2f), c.y = zeros(n), c.r = random_array(n, &s, 1e-2f);
+        float *dx = zeros(n);
+        qat_transpose12_ref(dx, c.r, c.a, c.c, c.b, c.d);
+        check_grad("transpose12 dx", dx, c.x, n, 0.25f, tr_loss, &c, 1e-6, 1e-6);
+        free(c.x), free(c.y), free(c.r), free(dx);
+    }
+}
+
+Test(ops_ref, transpose12_hand_and_vs_pytorch)
+{
+    /* (1, 2, 3, 1): rows [0 1 2] [3 4 5] become columns. */
+    const float x[] = {0, 1, 2, 3, 4, 5}, want[] = {0, 3, 1, 4, 2, 5};
+    float y[6], back[6];
+    qat_transpose12_ref(y, x, 1, 2, 3, 1);
+    expect_floats_eq("transpose12 y", y, want, 6);
+    qat_transpose12_ref(back, y, 1, 3, 2, 1);
+    expect_floats_eq("transpose12 twice", back, x, 6);
+    enum { N = 2 * 3 * 4 * 5 };
+    float ty[N], tdx[N];
+    qat_transpose12_ref(ty, golden_tr_x, 2, 3, 4, 5);
+    expect_floats_eq("transpose12 y vs torch", ty, golden_tr_y, N);
+    qat_transpose12_ref(tdx, golden_tr_dy, 2, 4, 3, 5);
+    expect_floats_eq("transpose12 dx vs torch", tdx, golden_tr_dx, N);
+}

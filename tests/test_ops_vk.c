@@ -35,6 +35,8 @@ typedef struct op_case {
     int out;
     float *r;       /* d(loss)/d(out) */
     int loss;
+    int ids;        /* an int32 input written before the run, or -1 */
+    int32_t *ids_data;
 } op_case;
 
 static int case_param(op_case *c, const char *name, int ndim, const int64_t *shape, float lo, float hi)
@@ -54,6 +56,17 @@ static void case_begin(op_case *c, qat_ctx *ctx, uint64_t seed)
     c->ctx = ctx;
     c->g = qat_graph_create(ctx);
     c->rng.s = seed * 0x9E3779B97F4A7C15ull + 1;
+    c->ids = -1;
+}
+
+/* An int32 input of `shape` with values uniform in [0, range). */
+static int case_ids(op_case *c, int ndim, const int64_t *shape, int32_t range)
+{
+    c->ids = qat_input(c->g, "ids", QAT_I32, ndim, shape);
+    size_t n = (size_t)qat_shape_numel(ndim, shape);
+    c->ids_data = malloc(n * sizeof *c->ids_data);
+    for (size_t i = 0; i < n; i++) c->ids_data[i] = (int32_t)(test_rng_next(&c->rng) % (uint64_t)range);
+    return c->ids;
 }
 
 /* Adds loss = sum(out * r), differentiates, compiles, uploads, runs. */
@@ -74,6 +87,9 @@ static void case_run(op_case *c, int out, bool backward)
     }
     cr_assert_eq(qat_graph_compile(c->g), QAT_OK, "%s", qat_error_message());
     for (int i = 0; i < c->nin; i++) cr_assert_eq(qat_tensor_write(c->g, c->in[i], c->in_data[i]), QAT_OK);
+    if (c->ids >= 0)
+        memcpy(qat_graph_input_slot(c->g, c->ids), c->ids_data,
+               (size_t)qat_tensor_get(c->g, c->ids)->numel * sizeof *c->ids_data);
     qat_seq *seq;
     cr_assert_eq(qat_seq_create(c->g, 0, qat_graph_node_count(c->g), &seq), QAT_OK);
     cr_assert_eq(qat_seq_run(seq), QAT_OK, "%s", qat_error_message());
@@ -105,6 +121,7 @@ static void case_end(op_case *c)
 {
     for (int i = 0; i < c->nin; i++) free(c->in_data[i]);
     free(c->r);
+    free(c->ids_data);
     qat_graph_free(c->g);
 }
 
@@ -654,5 +671,177 @@ Test(ops_vk, optimizers_match_reference_over_several_steps)
     qat_ctx *ctx = test_gpu_ctx();
     check_optimizer(ctx, QAT_OPTIM_SGD);
     check_optimizer(ctx, QAT_OPTIM_ADAMW);
+    test_gpu_done(ctx);
+}
+
+/* ---- transformer ops ---------------------------------------------------------- */
+
+static void check_embedding(qat_ctx *ctx, uint64_t seed, int64_t vocab, int64_t dim, int ids_ndim,
+                            const int64_t *ids_shape, int32_t id_range)
+{
+    op_case c;
+    case_begin(&c, ctx, seed);
+    int64_t ts[2] = { vocab, dim };
+    int table = case_param(&c, "table", 2, ts, -1, 1);
+    int ids = case_ids(&c, ids_ndim, ids_shape, id_range);
+    case_run(&c, qat_embedding(c.g, table, ids), true);
+    size_t n = (size_t)qat_shape_numel(ids_ndim, ids_shape), nt = (size_t)(vocab * dim);
+    float *want = malloc(n * (size_t)dim * sizeof(float)), *dtable = malloc(nt * sizeof(float));
+    qat_embedding_forward_ref(want, c.in_data[0], c.ids_data, n, (size_t)vocab, (size_t)dim);
+    qat_embedding_backward_ref(dtable, c.r, c.ids_data, n, (size_t)vocab, (size_t)dim);
+    const qat_tensor *ty = qat_tensor_get(c.g, c.out);
+    cr_expect(ty->ndim == ids_ndim + 1 && ty->shape[ids_ndim] == dim, "embedding output shape");
+    char what[96];
+    snprintf(what, sizeof what, "embedding vocab %lld dim %lld tokens %zu", (long long)vocab, (long long)dim, n);
+    float *got = case_read(&c, c.out), *gt = case_grad(&c, 0);
+    /* A copy, and sums in the reference's token order: exact. */
+    expect_close(what, got, want, n * (size_t)dim, 0);
+    strcat(what, " dtable");
+    expect_close(what, gt, dtable, nt, 0);
+    free(want), free(dtable), free(got), free(gt);
+    case_end(&c);
+}
+
+Test(ops_vk, embedding_matches_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    const int64_t one = 1, seven[1] = { 7 }, s35[2] = { 3, 5 }, s234[3] = { 2, 3, 4 }, s433[2] = { 4, 33 };
+    const int64_t model[2] = { 16, 128 };
+    check_embedding(ctx, 1300, 1, 1, 1, &one, 1);
+    check_embedding(ctx, 1301, 5, 3, 1, seven, 5);       /* dim not a multiple of 4 */
+    check_embedding(ctx, 1302, 256, 12, 2, s35, 256);    /* most rows unused */
+    check_embedding(ctx, 1303, 10, 4, 3, s234, 3);       /* ids (2, 3, 4) -> (2, 3, 4, 4); rows 3.. unused */
+    check_embedding(ctx, 1304, 3, 20, 2, s433, 3);       /* many repeats; 132 tokens, whole quads */
+    check_embedding(ctx, 1305, 256, 128, 2, s433, 256);  /* V = 8 chunks */
+    check_embedding(ctx, 1306, 256, 128, 2, model, 256); /* the GPT's default batch */
+    check_embedding(ctx, 1307, 7, 66, 1, seven, 7);      /* odd dim, 7 tokens (a tail) */
+    test_gpu_done(ctx);
+}
+
+static void check_layer_norm(qat_ctx *ctx, uint64_t seed, int ndim, const int64_t *shape, float eps)
+{
+    op_case c;
+    case_begin(&c, ctx, seed);
+    int64_t ch = shape[ndim - 1];
+    int x = case_param(&c, "x", ndim, shape, -2, 2);
+    int gamma = case_param(&c, "gamma", 1, &ch, -1.5, 1.5);
+    int beta = case_param(&c, "beta", 1, &ch, -1, 1);
+    size_t n = (size_t)qat_shape_numel(ndim, shape), cc = (size_t)ch, rows = n / cc;
+    /* Rows far from zero: the two-pass variance must not cancel. */
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < cc; j++) c.in_data[0][r * cc + j] += (float)(r % 5) * 3.0f;
+    case_run(&c, qat_layer_norm(c.g, x, gamma, beta, eps), true);
+    float *want = malloc(n * sizeof(float)), *dx = malloc(n * sizeof(float));
+    float *dgamma = malloc(cc * sizeof(float)), *dbeta = malloc(cc * sizeof(float));
+    qat_layer_norm_forward_ref(want, NULL, NULL, c.in_data[0], c.in_data[1], c.in_data[2], rows, cc, eps);
+    qat_layer_norm_backward_ref(dx, dgamma, dbeta, c.r, c.in_data[0], c.in_data[1], rows, cc, eps);
+    char what[96];
+    snprintf(what, sizeof what, "layer_norm rows %zu C %zu", rows, cc);
+    float *got = case_read(&c, c.out), *gx = case_grad(&c, 0), *gg = case_grad(&c, 1), *gb = case_grad(&c, 2);
+    /* The reference's operations in its order; only sqrt and division may
+     * round differently on another device (lavapipe matches bit for bit). */
+    expect_close(what, got, want, n, 1e-6);
+    strcat(what, " dx");
+    expect_close(what, gx, dx, n, 2e-6);
+    /* d gamma sums chunks of 64 rows, then the chunks: another order. */
+    snprintf(what, sizeof what, "layer_norm rows %zu C %zu dgamma", rows, cc);
+    expect_close(what, gg, dgamma, cc, 2e-6 * sqrt((double)rows) + 1e-6);
+    snprintf(what, sizeof what, "layer_norm rows %zu C %zu dbeta", rows, cc);
+    expect_close(what, gb, dbeta, cc, 2e-6 * sqrt((double)rows) + 1e-6);
+    free(want), free(dx), free(dgamma), free(dbeta), free(got), free(gx), free(gg), free(gb);
+    case_end(&c);
+}
+
+Test(ops_vk, layer_norm_matches_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    const int64_t s11[2] = { 1, 1 }, s35[2] = { 3, 5 }, s712[2] = { 7, 12 }, s237[3] = { 2, 3, 7 };
+    const int64_t s130[2] = { 130, 128 }, s65[2] = { 65, 33 }, s1000[2] = { 2, 1000 }, s4d[4] = { 2, 2, 3, 8 };
+    const int64_t model[3] = { 16, 128, 128 };
+    check_layer_norm(ctx, 1400, 2, s11, 1e-5f); /* C = 1: xhat = 0, y = beta */
+    check_layer_norm(ctx, 1401, 2, s35, 1e-5f);
+    check_layer_norm(ctx, 1402, 2, s712, 1e-3f);
+    check_layer_norm(ctx, 1403, 3, s237, 1e-5f);
+    check_layer_norm(ctx, 1404, 2, s130, 1e-5f); /* three d gamma chunks, the last short */
+    check_layer_norm(ctx, 1405, 2, s65, 1e-5f);  /* two chunks, odd C */
+    check_layer_norm(ctx, 1406, 2, s1000, 1e-5f);
+    check_layer_norm(ctx, 1407, 4, s4d, 1e-5f);
+    check_layer_norm(ctx, 1408, 3, model, 1e-5f);
+    test_gpu_done(ctx);
+}
+
+static void check_causal_softmax(qat_ctx *ctx, uint64_t seed, int ndim, const int64_t *shape, float scale, float range)
+{
+    op_case c;
+    case_begin(&c, ctx, seed);
+    int x = case_param(&c, "x", ndim, shape, -range, range);
+    case_run(&c, qat_causal_softmax(c.g, x, scale), true);
+    size_t t = (size_t)shape[ndim - 1], n = (size_t)qat_shape_numel(ndim, shape), batch = n / (t * t);
+    float *want = malloc(n * sizeof(float)), *dx = malloc(n * sizeof(float));
+    qat_causal_softmax_forward_ref(want, c.in_data[0], batch, t, scale);
+    qat_causal_softmax_backward_ref(dx, c.r, want, batch, t, scale);
+    float *got = case_read(&c, c.out), *gx = case_grad(&c, 0);
+    char what[96];
+    snprintf(what, sizeof what, "causal_softmax batch %zu T %zu scale %g", batch, t, (double)scale);
+    /* The device's exp against expf: a few ulp of each weight, relative to
+     * the largest (lavapipe: at most 9e-8); the backward inherits it through
+     * y (at most 1.8e-7). */
+    expect_close(what, got, want, n, 5e-7);
+    strcat(what, " dx");
+    expect_close(what, gx, dx, n, 1e-6);
+    size_t above = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i % t > (i / t) % t) above += got[i] != 0.0f || gx[i] != 0.0f;
+    cr_expect(above == 0, "%s: %zu weights or gradients above the diagonal are not exactly 0", what, above);
+    free(want), free(dx), free(got), free(gx);
+    case_end(&c);
+}
+
+Test(ops_vk, causal_softmax_matches_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    const int64_t s1[3] = { 1, 1, 1 }, s5[3] = { 3, 5, 5 }, s8[3] = { 2, 8, 8 }, s4d[4] = { 2, 3, 6, 6 };
+    const int64_t s33[3] = { 5, 33, 33 }, s128[3] = { 3, 128, 128 }, s2d[2] = { 12, 12 };
+    check_causal_softmax(ctx, 1500, 3, s1, 0.5f, 2);
+    check_causal_softmax(ctx, 1501, 3, s5, 1.0f, 3);
+    check_causal_softmax(ctx, 1502, 3, s8, 0.5f, 3);
+    check_causal_softmax(ctx, 1503, 4, s4d, 0.35f, 4);
+    check_causal_softmax(ctx, 1504, 3, s33, 0.17f, 8);
+    check_causal_softmax(ctx, 1505, 3, s128, 0.17677669f, 6); /* 1 / sqrt(32) */
+    check_causal_softmax(ctx, 1506, 2, s2d, 2.0f, 30);        /* large exponents: the max is subtracted */
+    test_gpu_done(ctx);
+}
+
+static void check_transpose12(qat_ctx *ctx, uint64_t seed, const int64_t *shape)
+{
+    op_case c;
+    case_begin(&c, ctx, seed);
+    int x = case_param(&c, "x", 4, shape, -1, 1);
+    case_run(&c, qat_transpose12(c.g, x), true);
+    size_t a = (size_t)shape[0], b = (size_t)shape[1], cc = (size_t)shape[2], d = (size_t)shape[3];
+    size_t n = a * b * cc * d;
+    float *want = malloc(n * sizeof(float)), *dx = malloc(n * sizeof(float));
+    qat_transpose12_ref(want, c.in_data[0], a, b, cc, d);
+    qat_transpose12_ref(dx, c.r, a, cc, b, d);
+    const qat_tensor *ty = qat_tensor_get(c.g, c.out);
+    cr_expect(ty->shape[0] == shape[0] && ty->shape[1] == shape[2] && ty->shape[2] == shape[1] &&
+                  ty->shape[3] == shape[3],
+              "transpose12 output shape");
+    float *got = case_read(&c, c.out), *gx = case_grad(&c, 0);
+    char what[96];
+    snprintf(what, sizeof what, "transpose12 %zux%zux%zux%zu", a, b, cc, d);
+    expect_close(what, got, want, n, 0);
+    strcat(what, " dx");
+    expect_close(what, gx, dx, n, 0);
+    free(want), free(dx), free(got), free(gx);
+    case_end(&c);
+}
+
+Test(ops_vk, transpose12_matches_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    const int64_t shapes[][4] = { { 1, 1, 1, 1 }, { 2, 3, 5, 7 }, { 2, 7, 2, 4 }, { 3, 4, 5, 8 }, { 1, 1, 6, 3 },
+                                  { 16, 128, 4, 32 } };
+    for (size_t s = 0; s < QAT_ARRAY_LEN(shapes); s++) check_transpose12(ctx, 1600 + s, shapes[s]);
     test_gpu_done(ctx);
 }
