@@ -102,8 +102,10 @@ int qat_dropout(struct qat_graph *g, int x, float p, uint64_t seed, uint32_t sal
 /* Token embedding lookup: table (vocab, dim) F32, ids I32 of any shape (n
  * elements, values in [0, vocab)) -> (ids shape..., dim). Only the table gets
  * a gradient, with no atomics: each table element sums the dy rows of the
- * tokens that use it in ascending token order. An id outside [0, vocab)
- * gives a zero row on the device (and contributes no gradient). */
+ * tokens that use it in ascending token order (each row's invocations scan
+ * all n ids: vocab * n compares, cheap for a vocabulary of hundreds, not of
+ * tens of thousands). An id outside [0, vocab) gives a zero row on the
+ * device (and contributes no gradient). */
 int qat_embedding(struct qat_graph *g, int table, int ids);
 /* LayerNorm over the last axis with PyTorch's nn.LayerNorm semantics (biased
  * variance, eps inside the square root): x (..., C), gamma (C), beta (C).

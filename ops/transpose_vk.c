@@ -26,16 +26,17 @@ static void encode_transpose12(const qat_graph *g, const qat_node *n, qat_dispat
     const qat_tensor *x = qat_in(g, n, 0);
     bool cpu = qat_ctx_is_cpu(qat_graph_ctx(g));
     bool vec = x->shape[3] % 4 == 0;
-    uint64_t items = (uint64_t)x->numel / (vec ? 4 : 1);
-    /* As the elementwise kernels: a few hundred wide groups on llvmpipe. */
-    qat_dispatch_1d(g, d, QAT_KERNEL_TRANSPOSE, 0, items, cpu ? 256 : 64);
+    uint64_t rows = (uint64_t)(x->shape[0] * x->shape[1] * x->shape[2]);
+    /* An invocation per row of D; as the elementwise kernels, a few hundred
+     * wide groups on llvmpipe (each group has a fixed cost). */
+    qat_dispatch_1d(g, d, QAT_KERNEL_TRANSPOSE, 0, rows, cpu ? 256 : 64);
     if (cpu && d->groups[0] > 256) d->groups[0] = 256;
-    d->spec.values[0] = cpu;                    /* TEXEL */
-    d->spec.values[1] = vec;                    /* VEC */
-    d->spec.values[2] = items >= (1u << 22);    /* EXACT_DIV: fdiv's estimate is exact below 2^22 */
+    d->spec.values[0] = cpu;                   /* TEXEL */
+    d->spec.values[1] = vec;                   /* VEC */
+    d->spec.values[2] = rows >= (1u << 22);    /* EXACT_DIV: fdiv's estimate is exact below 2^22 */
     d->texel[0] = cpu;
     qat_bind(d, n, 2);
-    d->push[0] = (uint32_t)items;
+    d->push[0] = (uint32_t)rows;
     d->push[1] = (uint32_t)x->shape[1];
     d->push[2] = (uint32_t)x->shape[2];
     d->push[3] = (uint32_t)(x->shape[3] / (vec ? 4 : 1));

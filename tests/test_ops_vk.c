@@ -718,6 +718,38 @@ Test(ops_vk, embedding_matches_reference)
     test_gpu_done(ctx);
 }
 
+/* Ids outside [0, vocab) (bad data) read nothing: a zero row, no gradient. */
+Test(ops_vk, embedding_ids_out_of_range_give_zero_rows)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    for (int dim = 3; dim <= 4; dim++) { /* the scalar and the vec4 path */
+        op_case c;
+        case_begin(&c, ctx, 1320 + dim);
+        int64_t ts[2] = { 4, dim }, n = 6;
+        int table = case_param(&c, "table", 2, ts, -1, 1);
+        int ids = case_ids(&c, 1, &n, 4);
+        const int32_t bad[6] = { 1, -1, 4, 3, 1 << 30, 1 };
+        memcpy(c.ids_data, bad, sizeof bad);
+        case_run(&c, qat_embedding(c.g, table, ids), true);
+        float *got = case_read(&c, c.out), *gt = case_grad(&c, 0);
+        for (int t = 0; t < 6; t++)
+            for (int j = 0; j < dim; j++) {
+                bool ok = bad[t] >= 0 && bad[t] < 4;
+                float want = ok ? c.in_data[0][bad[t] * dim + j] : 0.0f;
+                cr_expect(got[t * dim + j] == want, "dim %d token %d (id %d) column %d: %g, want %g", dim, t, bad[t], j,
+                          (double)got[t * dim + j], (double)want);
+            }
+        for (int j = 0; j < dim; j++) {
+            float row1 = c.r[0 * dim + j] + c.r[5 * dim + j], row3 = c.r[3 * dim + j];
+            cr_expect(gt[1 * dim + j] == row1 && gt[3 * dim + j] == row3 && gt[0 * dim + j] == 0 && gt[2 * dim + j] == 0,
+                      "dim %d dtable column %d", dim, j);
+        }
+        free(got), free(gt);
+        case_end(&c);
+    }
+    test_gpu_done(ctx);
+}
+
 static void check_layer_norm(qat_ctx *ctx, uint64_t seed, int ndim, const int64_t *shape, float eps)
 {
     op_case c;
@@ -767,6 +799,8 @@ Test(ops_vk, layer_norm_matches_reference)
     check_layer_norm(ctx, 1406, 2, s1000, 1e-5f);
     check_layer_norm(ctx, 1407, 4, s4d, 1e-5f);
     check_layer_norm(ctx, 1408, 3, model, 1e-5f);
+    const int64_t s1001[2] = { 3, 1001 };
+    check_layer_norm(ctx, 1409, 2, s1001, 1e-5f); /* a long row, not whole vec4s */
     test_gpu_done(ctx);
 }
 
@@ -809,6 +843,8 @@ Test(ops_vk, causal_softmax_matches_reference)
     check_causal_softmax(ctx, 1504, 3, s33, 0.17f, 8);
     check_causal_softmax(ctx, 1505, 3, s128, 0.17677669f, 6); /* 1 / sqrt(32) */
     check_causal_softmax(ctx, 1506, 2, s2d, 2.0f, 30);        /* large exponents: the max is subtracted */
+    const int64_t s257[3] = { 1, 257, 257 };
+    check_causal_softmax(ctx, 1507, 3, s257, 0.125f, 4);      /* long rows, not whole vec4s */
     test_gpu_done(ctx);
 }
 
