@@ -101,6 +101,20 @@ static void encode_eltwise(const qat_graph *g, const qat_node *n, qat_dispatch *
     d->push[4] = qat_float_bits(n->op == QAT_OP_BROADCAST ? n->farg[1] : 0.0f);
 }
 
+int qat_scale(qat_graph *g, int x, float s)
+{
+    return qat_broadcast(g, x, x, 1, 1, qat_tensor_get(g, x)->numel, s);
+}
+
+/* Only the plain scaling (n == 1) is differentiable: broadcasts over n > 1
+ * appear in backward graphs alone. */
+static void backward_broadcast(qat_graph *g, int node, int dy, int *dx)
+{
+    qat_node n = *qat_node_get(g, node);
+    QAT_ASSERT_MSG(n.iarg[1] == 1 && n.farg[1] == 0.0f, "broadcast over n > 1 has no backward rule");
+    dx[0] = qat_broadcast(g, dy, dy, n.iarg[0], 1, n.iarg[2], n.farg[0]);
+}
+
 static void backward_add(qat_graph *g, int node, int dy, int *dx)
 {
     (void)g, (void)node;
@@ -149,4 +163,4 @@ const qat_op_def qat_op_relu_back_def = { "relu_back", encode_eltwise, NULL };
 const qat_op_def qat_op_gelu_def = { "gelu", encode_eltwise, backward_gelu };
 const qat_op_def qat_op_gelu_back_def = { "gelu_back", encode_eltwise, NULL };
 const qat_op_def qat_op_bias_add_def = { "bias_add", encode_eltwise, backward_bias_add };
-const qat_op_def qat_op_broadcast_def = { "broadcast", encode_eltwise, NULL };
+const qat_op_def qat_op_broadcast_def = { "broadcast", encode_eltwise, backward_broadcast };

@@ -81,6 +81,8 @@ int qat_bias_add(struct qat_graph *g, int x, int bias, int axis);
 int qat_add(struct qat_graph *g, int a, int b);
 int qat_mul(struct qat_graph *g, int a, int b);
 int qat_relu(struct qat_graph *g, int x);
+/* y = s * x: a constant factor (LoRA's alpha / r). */
+int qat_scale(struct qat_graph *g, int x, float s);
 int qat_gelu(struct qat_graph *g, int x);
 /* logits (batch, classes) F32, labels (batch) I32 -> scalar mean loss. */
 int qat_softmax_ce(struct qat_graph *g, int logits, int labels);

@@ -80,17 +80,16 @@ static qat_status write_initial(const quant_run *run, qat_graph *g, const qat_mo
     return QAT_OK;
 }
 
-/* The trained weights become codes under the trained scales, the same
- * arithmetic the fake quantization ran. */
+/* Every parameter trained; the trained weights become codes under the
+ * trained scales, the same arithmetic the fake quantization ran. */
 static qat_status collect_result(quant_run *run, qat_graph *g, const qat_model *m, const qat_model_quant *q)
 {
+    for (int p = 0; p < m->nparams; p++) QAT_TRY(qat_tensor_read(g, m->params[p], run->qm.values[p]));
     for (int i = 0; i < run->qc.nlayers; i++) {
         const qat_layer_info *info = &run->qm.desc.layers[i];
         qat_qlayer *l = &run->qm.layers[i];
         const qat_model_layer *ml = &m->layers[i];
-        QAT_TRY(qat_tensor_read(g, ml->bias, run->qm.values[info->bias]));
         float *w = run->qm.values[info->weight];
-        QAT_TRY(qat_tensor_read(g, ml->weight, w));
         if (ml->in_scale >= 0) {
             float v;
             QAT_TRY(qat_tensor_read(g, ml->in_scale, &v));
@@ -123,9 +122,9 @@ static qat_status train(quant_run *run)
     qat_model m;
     qat_model_build_quant(g, &run->qm.desc, o->batch, true, &q, &m);
     int backward_start = qat_graph_backward(g, m.loss);
-    uint32_t steps_per_epoch = run->data.train.count / (uint32_t)o->batch;
     qat_optim_config optim = o->optim;
-    optim.total_steps = (int)steps_per_epoch * o->epochs;
+    if (run->text) optim.total_steps = o->steps;
+    else optim.total_steps = (int)(run->data.train.count / (uint32_t)o->batch) * o->epochs;
     qat_graph_add_optimizer(g, &optim);
     qat_seq *train_seq = NULL, *forward = NULL;
     qat_status st = qat_graph_compile(g);
@@ -135,10 +134,17 @@ static qat_status train(quant_run *run)
 
     char path[1200];
     snprintf(path, sizeof path, "%s/metrics.csv", o->out_dir);
-    qat_epoch_loop loop = { g, &m, train_seq, forward, &run->data.train, &run->data.val, run->qm.input_mean,
-                            run->qm.input_std, &optim, o->epochs, o->seed, o->quiet, path, "qat" };
-    qat_epoch_result er;
-    if (st == QAT_OK) st = qat_train_epochs(&loop, &er);
+    if (run->text) {
+        qat_text_loop loop = { g, &m, train_seq, forward, &run->corpus.train, &run->corpus.val, &optim, o->steps,
+                               o->eval_every, o->seed, o->quiet, path, "qat" };
+        qat_text_loop_result lr;
+        if (st == QAT_OK) st = qat_text_train_steps(&loop, &lr);
+    } else {
+        qat_epoch_loop loop = { g, &m, train_seq, forward, &run->data.train, &run->data.val, run->qm.input_mean,
+                                run->qm.input_std, &optim, o->epochs, o->seed, o->quiet, path, "qat" };
+        qat_epoch_result er;
+        if (st == QAT_OK) st = qat_train_epochs(&loop, &er);
+    }
     if (st == QAT_OK) st = collect_result(run, g, &m, &q);
     qat_seq_free(train_seq);
     qat_seq_free(forward);
@@ -150,8 +156,8 @@ qat_status qat_qat_run(const qat_quantize_options *o, qat_quantize_result *r)
 {
     quant_run run;
     qat_status st = quant_run_begin(&run, o, r);
-    if (st == QAT_OK && run.data.train.count < (uint32_t)o->batch)
-        st = qat_error_set(QAT_ERR_INVALID, "--batch %d is larger than the training split (%u images)", o->batch,
+    if (st == QAT_OK && !run.text && run.data.train.count < (uint32_t)run.o->batch)
+        st = qat_error_set(QAT_ERR_INVALID, "--batch %d is larger than the training split (%u images)", run.o->batch,
                            run.data.train.count);
     if (st == QAT_OK) st = quant_calibrate_inputs(&run);
     for (int l = 0; st == QAT_OK && l < run.qc.nlayers; l++)

@@ -1,8 +1,9 @@
-/* The gpt: its description (see qat/nn.h). */
+/* The gpt: description and graph (see qat/nn.h and docs/gpt.md). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "ops/ops_vk.h"
 #include "qat/nn_internal.h"
 
 /* GPT-2's initialisation (Radford et al. 2019; nanoGPT's _init_weights). */
@@ -70,4 +71,80 @@ qat_status qat_gpt_desc_init(qat_model_desc *d, const qat_gpt_config *c)
     layer_norm_params(d, "ln_f", C);
     linear_layer(d, "head", V, C, T, GPT_INIT_STD);
     return QAT_OK;
+}
+
+/* The parameter of the description named `name` (which must exist). */
+static int param(const qat_model *m, const char *name)
+{
+    int i = qat_model_param_find(m->desc, name);
+    QAT_ASSERT_MSG(i >= 0, name);
+    return m->params[i];
+}
+
+static int layer_norm(qat_graph *g, const qat_model *m, int x, const char *name)
+{
+    char w[96], b[96];
+    snprintf(w, sizeof w, "%s.weight", name);
+    snprintf(b, sizeof b, "%s.bias", name);
+    return qat_layer_norm(g, x, param(m, w), param(m, b), GPT_LN_EPS);
+}
+
+static int reshape3(qat_graph *g, int x, int64_t a, int64_t b, int64_t c)
+{
+    int64_t s[3] = { a, b, c };
+    return qat_reshape(g, x, 3, s);
+}
+
+static int reshape4(qat_graph *g, int x, int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    int64_t s[4] = { a, b, c, d };
+    return qat_reshape(g, x, 4, s);
+}
+
+/* (B, T, C) -> (B * H, T, D): heads split off the width and moved ahead of
+ * the positions, so attention is one batched matmul over B * H. */
+static int split_heads(qat_graph *g, int x, int64_t B, int64_t T, int64_t H, int64_t D)
+{
+    return reshape3(g, qat_transpose12(g, reshape4(g, x, B, T, H, D)), B * H, T, D);
+}
+
+static int causal_self_attention(qat_graph *g, qat_model *m, const qat_model_quant *q, int x)
+{
+    const qat_gpt_config *c = &m->desc->config.gpt;
+    int64_t B = m->batch, T = c->context, C = c->width, H = c->heads, D = C / H;
+    int qh = split_heads(g, qat_model_linear(g, m, q, x, QAT_EPILOGUE_BIAS), B, T, H, D);
+    int kh = split_heads(g, qat_model_linear(g, m, q, x, QAT_EPILOGUE_BIAS), B, T, H, D);
+    int vh = split_heads(g, qat_model_linear(g, m, q, x, QAT_EPILOGUE_BIAS), B, T, H, D);
+    int scores = qat_matmul(g, qh, kh, false, true);                      /* (B H, T, T) */
+    int att = qat_causal_softmax(g, scores, (float)(1.0 / sqrt((double)D)));
+    int y = qat_matmul(g, att, vh, false, false);                         /* (B H, T, D) */
+    y = reshape3(g, qat_transpose12(g, reshape4(g, y, B, H, T, D)), B, T, C);
+    return qat_model_linear(g, m, q, y, QAT_EPILOGUE_BIAS);
+}
+
+int qat_gpt_build(qat_graph *g, qat_model *m, const qat_model_quant *q)
+{
+    const qat_gpt_config *c = &m->desc->config.gpt;
+    int64_t B = m->batch, T = c->context, C = c->width;
+    int64_t xs[2] = { B, T }, ls = B * T;
+    m->x = qat_input(g, "x", QAT_I32, 2, xs);
+    m->labels = qat_input(g, "labels", QAT_I32, 1, &ls);
+    /* Token embeddings plus the position embeddings, the latter added as a
+     * (T * C)-long bias over the batch. */
+    int tok = qat_embedding(g, param(m, "wte.weight"), m->x);             /* (B, T, C) */
+    int64_t flat[2] = { B, T * C }, pos_flat = T * C;
+    int h = qat_bias_add(g, qat_reshape(g, tok, 2, flat), qat_reshape(g, param(m, "wpe.weight"), 1, &pos_flat), 1);
+    h = reshape3(g, h, B, T, C);
+    char name[64];
+    for (int b = 0; b < c->layers; b++) {
+        snprintf(name, sizeof name, "blocks.%d.ln1", b);
+        h = qat_add(g, h, causal_self_attention(g, m, q, layer_norm(g, m, h, name)));
+        snprintf(name, sizeof name, "blocks.%d.ln2", b);
+        int a = qat_model_linear(g, m, q, layer_norm(g, m, h, name), QAT_EPILOGUE_BIAS);
+        h = qat_add(g, h, qat_model_linear(g, m, q, qat_gelu(g, a), QAT_EPILOGUE_BIAS));
+    }
+    h = layer_norm(g, m, h, "ln_f");
+    int logits = qat_model_linear(g, m, q, h, QAT_EPILOGUE_BIAS);          /* (B, T, V) */
+    int64_t ls2[2] = { B * T, c->vocab };
+    return qat_reshape(g, logits, 2, ls2);
 }

@@ -246,6 +246,9 @@ void qat_model_build_quant(qat_graph *g, const qat_model_desc *d, int batch, boo
         h = qat_model_linear(g, m, q, h, QAT_EPILOGUE_BIAS);
         break;
     }
+    case QAT_MODEL_GPT:
+        h = qat_gpt_build(g, m, q);
+        break;
     default:
         QAT_ASSERT_MSG(false, "unknown model kind");
         return;

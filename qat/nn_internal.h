@@ -21,5 +21,8 @@ int qat_model_layer_begin(qat_graph *g, qat_model *m, const qat_model_quant *q, 
 int qat_model_linear(qat_graph *g, qat_model *m, const qat_model_quant *q, int x, qat_epilogue epilogue);
 
 qat_status qat_gpt_desc_init(qat_model_desc *d, const qat_gpt_config *c);
+/* Creates the gpt's inputs (m->x, m->labels) and graph on the parameters
+ * already in m->params; returns the logits (batch * context, vocab). */
+int qat_gpt_build(qat_graph *g, qat_model *m, const qat_model_quant *q);
 
 #endif

@@ -69,7 +69,7 @@ static qat_status gptq_weights(quant_run *run)
                 conv_patches(x, o->batch, info->in_channels, info->in_height, info->in_width, patches);
                 qat_hessian_add(&H, patches, nrows);
             } else {
-                qat_hessian_add(&H, x, o->batch);
+                qat_hessian_add(&H, x, (int64_t)o->batch * info->positions);
             }
             qat_progress_update(&bar, (uint64_t)b + 1, "");
         }

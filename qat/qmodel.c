@@ -433,9 +433,8 @@ qat_status qat_qmodel_save(const qat_qmodel *qm, const char *path, const char *c
     return st;
 }
 
-/* A forward graph of qm with batch `batch`, its parameters written. */
-static qat_status eval_graph(const qat_qmodel *qm, qat_ctx *ctx, int batch, qat_graph **g, qat_model *m,
-                             qat_seq **forward)
+qat_status qat_qmodel_eval_graph(const qat_qmodel *qm, qat_ctx *ctx, int batch, qat_graph **g, qat_model *m,
+                                 qat_seq **forward)
 {
     *g = qat_graph_create(ctx);
     *forward = NULL;
@@ -453,7 +452,7 @@ qat_status qat_qmodel_evaluate(const qat_qmodel *qm, qat_ctx *ctx, const qat_ima
     qat_graph *g;
     qat_model m;
     qat_seq *forward;
-    qat_status st = eval_graph(qm, ctx, batch, &g, &m, &forward);
+    qat_status st = qat_qmodel_eval_graph(qm, ctx, batch, &g, &m, &forward);
     if (st == QAT_OK) st = qat_evaluate(g, &m, forward, set, qm->input_mean, qm->input_std, out);
     qat_seq_free(forward);
     qat_graph_free(g);
@@ -467,7 +466,7 @@ qat_status qat_qmodel_predict(const qat_qmodel *qm, qat_ctx *ctx, const qat_imag
     qat_graph *g;
     qat_model m;
     qat_seq *forward;
-    qat_status st = eval_graph(qm, ctx, batch, &g, &m, &forward);
+    qat_status st = qat_qmodel_eval_graph(qm, ctx, batch, &g, &m, &forward);
     uint32_t *indices = qat_xmalloc((size_t)batch * sizeof *indices);
     int classes = (int)qat_tensor_get(g, m.logits)->shape[1];
     qat_graph_set_phase(g, false, 0);

@@ -74,6 +74,12 @@ uint64_t qat_qmodel_bytes(const qat_qmodel *qm);
  * NULL-terminated list of metadata pairs. */
 qat_status qat_qmodel_save(const qat_qmodel *qm, const char *path, const char *const *extra);
 
+/* A forward graph of qm with batch `batch`, its parameters written and
+ * its input quantizers set: what evaluation runs. The caller frees the
+ * sequence and the graph (also on failure; both may be NULL then). */
+qat_status qat_qmodel_eval_graph(const qat_qmodel *qm, qat_ctx *ctx, int batch, qat_graph **g, qat_model *m,
+                                 qat_seq **forward);
+
 /* Evaluates qm on a set with a fresh graph of batch `batch`. */
 qat_status qat_qmodel_evaluate(const qat_qmodel *qm, qat_ctx *ctx, const qat_image_set *set, int batch,
                                qat_eval_result *out);

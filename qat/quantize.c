@@ -10,6 +10,7 @@
 #include "qat/json.h"
 #include "qat/progress.h"
 #include "qat/rng.h"
+#include "qat/summary.h"
 #include "qat/version.h"
 
 /* The calibration sample's stream of the run's seed (training shuffles use
@@ -50,6 +51,57 @@ static void qmodel_copy(const qat_qmodel *src, qat_qmodel *dst)
     }
 }
 
+static qat_status load_images(quant_run *run)
+{
+    const qat_quantize_options *o = run->o;
+    QAT_TRY(qat_fashion_mnist_load(o->data_dir, o->val_count, &run->data));
+    run->data_loaded = true;
+    if (o->train_limit && o->train_limit < run->data.train.count) run->data.train.count = o->train_limit;
+    uint64_t calib_images = (uint64_t)o->calib_batches * (uint64_t)o->batch;
+    if (calib_images > run->data.train.count)
+        return qat_error_set(QAT_ERR_INVALID, "--calib %d batches of %d images need %llu images; the training split "
+                             "has %u", o->calib_batches, o->batch, (unsigned long long)calib_images,
+                             run->data.train.count);
+    uint32_t *order = qat_xmalloc(run->data.train.count * sizeof *order);
+    for (uint32_t i = 0; i < run->data.train.count; i++) order[i] = i;
+    qat_rng rng = qat_rng_init(o->seed, RNG_STREAM_CALIB);
+    qat_rng_shuffle_u32(&rng, order, run->data.train.count);
+    run->calib = order;
+    return QAT_OK;
+}
+
+static qat_status load_text(quant_run *run)
+{
+    const qat_quantize_options *o = run->o;
+    if (!o->data_spec)
+        return qat_error_set(QAT_ERR_INVALID, "%s is a gpt checkpoint: pass the text to quantize on with --data "
+                             "(e.g. fortunes:tech)", o->ckpt);
+    QAT_TRY(qat_fortunes_load(o->data_spec, o->data_dir, o->val_permille, &run->corpus));
+    run->corpus_loaded = true;
+    int ctx = run->fp32.desc.config.gpt.context;
+    if (run->corpus.train.len <= (size_t)ctx)
+        return qat_error_set(QAT_ERR_INVALID, "%s: the training split (%zu bytes) must exceed the context (%d)",
+                             o->data_spec, run->corpus.train.len, ctx);
+    if (o->forget_spec) {
+        QAT_TRY(qat_fortunes_load(o->forget_spec, o->data_dir, o->val_permille, &run->forget));
+        run->forget_loaded = true;
+    }
+    return QAT_OK;
+}
+
+qat_status quant_evaluate_text(quant_run *run, const qat_qmodel *qm, double *bpc, double *forget_bpc)
+{
+    qat_text_eval e;
+    QAT_TRY(qat_qmodel_evaluate_text(qm, run->ctx, &run->corpus.val, run->o->batch, &e));
+    *bpc = e.bpc;
+    *forget_bpc = 0;
+    if (run->forget_loaded) {
+        QAT_TRY(qat_qmodel_evaluate_text(qm, run->ctx, &run->forget.val, run->o->batch, &e));
+        *forget_bpc = e.bpc;
+    }
+    return QAT_OK;
+}
+
 qat_status quant_run_begin(quant_run *run, const qat_quantize_options *o, qat_quantize_result *r)
 {
     memset(run, 0, sizeof *run);
@@ -67,25 +119,27 @@ qat_status quant_run_begin(quant_run *run, const qat_quantize_options *o, qat_qu
     if (o->ends_8bit) qat_qconfig_set_ends_8bit(&run->qc);
     qmodel_copy(&run->fp32, &run->qm);
 
-    QAT_TRY(qat_fashion_mnist_load(o->data_dir, o->val_count, &run->data));
-    run->data_loaded = true;
-    if (o->train_limit && o->train_limit < run->data.train.count) run->data.train.count = o->train_limit;
-    uint64_t calib_images = (uint64_t)o->calib_batches * (uint64_t)o->batch;
-    if (calib_images > run->data.train.count)
-        return qat_error_set(QAT_ERR_INVALID, "--calib %d batches of %d images need %llu images; the training split "
-                             "has %u", o->calib_batches, o->batch, (unsigned long long)calib_images,
-                             run->data.train.count);
-    uint32_t *order = qat_xmalloc(run->data.train.count * sizeof *order);
-    for (uint32_t i = 0; i < run->data.train.count; i++) order[i] = i;
-    qat_rng rng = qat_rng_init(o->seed, RNG_STREAM_CALIB);
-    qat_rng_shuffle_u32(&rng, order, run->data.train.count);
-    run->calib = order;
-
+    run->text = run->fp32.desc.config.kind == QAT_MODEL_GPT;
+    if (!run->text && (o->data_spec || o->forget_spec))
+        return qat_error_set(QAT_ERR_INVALID, "%s is a %s checkpoint: --data and --forget-data apply to gpt "
+                             "checkpoints", o->ckpt, qat_model_name(run->fp32.desc.config.kind));
+    /* Defaults that depend on the model: windows of text are much larger
+     * than images. */
+    run->opts = *o;
+    if (!run->opts.batch) run->opts.batch = run->text ? 16 : 128;
+    if (!run->opts.calib_batches) run->opts.calib_batches = run->text ? 8 : 32;
+    run->o = o = &run->opts;
+    QAT_TRY(run->text ? load_text(run) : load_images(run));
     QAT_TRY(qat_mkdir_p(o->out_dir));
     QAT_TRY(qat_ctx_init(o->device, &run->ctx));
-    QAT_TRY(qat_qmodel_evaluate(&run->fp32, run->ctx, &run->data.test, EVAL_BATCH, &r->fp32_test));
+    if (run->text) {
+        QAT_TRY(quant_evaluate_text(run, &run->fp32, &r->fp32_val_bpc, &r->fp32_forget_val_bpc));
+        if (!o->quiet) printf("fp32 checkpoint %s: val_bpc %.4f on %s\n", o->ckpt, r->fp32_val_bpc, o->data_spec);
+    } else {
+        QAT_TRY(qat_qmodel_evaluate(&run->fp32, run->ctx, &run->data.test, EVAL_BATCH, &r->fp32_test));
+        if (!o->quiet) printf("fp32 checkpoint %s: test_acc %.4f\n", o->ckpt, r->fp32_test.accuracy);
+    }
     for (int i = 0; i < run->fp32.nparams; i++) r->fp32_bytes += (uint64_t)run->fp32.numel[i] * sizeof(float);
-    if (!o->quiet) printf("fp32 checkpoint %s: test_acc %.4f\n", o->ckpt, r->fp32_test.accuracy);
     return QAT_OK;
 }
 
@@ -95,12 +149,19 @@ void quant_run_end(quant_run *run)
     qat_qmodel_free(&run->qm);
     free(run->calib);
     if (run->data_loaded) qat_fashion_mnist_free(&run->data);
+    if (run->corpus_loaded) qat_text_corpus_free(&run->corpus);
+    if (run->forget_loaded) qat_text_corpus_free(&run->forget);
     qat_ctx_free(run->ctx);
     memset(run, 0, sizeof *run);
 }
 
 void quant_fill_calib_batch(quant_run *run, qat_graph *g, const qat_model *m, int b)
 {
+    if (run->text) {
+        qat_rng rng = qat_rng_init(run->o->seed, RNG_STREAM_CALIB + (uint64_t)b);
+        qat_text_fill_batch(g, m, &run->corpus.train, &rng);
+        return;
+    }
     qat_image_set_batch_f32(&run->data.train, run->calib + (size_t)b * (size_t)m->batch, (uint32_t)m->batch,
                             run->qm.input_mean, run->qm.input_std, qat_graph_input_slot(g, m->x),
                             qat_graph_input_slot(g, m->labels));
@@ -204,26 +265,6 @@ static qat_status write_layers_csv(const quant_run *run, const char *path)
     return st;
 }
 
-static void json_key(qat_strbuf *sb, const char *key)
-{
-    qat_strbuf_printf(sb, ",\n  ");
-    qat_json_write_string(sb, key);
-    qat_strbuf_printf(sb, ": ");
-}
-
-static void json_num(qat_strbuf *sb, const char *key, double v)
-{
-    json_key(sb, key);
-    qat_json_write_number(sb, v);
-}
-
-static void json_str(qat_strbuf *sb, const char *key, const char *v)
-{
-    json_key(sb, key);
-    if (v) qat_json_write_string(sb, v);
-    else qat_json_write_null(sb);
-}
-
 static void write_config(qat_strbuf *sb, const quant_run *run, const char *kind)
 {
     const qat_quantize_options *o = run->o;
@@ -251,6 +292,15 @@ static void write_config(qat_strbuf *sb, const quant_run *run, const char *kind)
         qat_strbuf_printf(sb, ", \"schedule\": \"%s\", \"warmup_steps\": %d, \"train_limit\": %u",
                           o->optim.schedule == QAT_SCHEDULE_COSINE ? "cosine" : "constant", o->optim.warmup_steps,
                           o->train_limit);
+        if (run->text) qat_strbuf_printf(sb, ", \"steps\": %d", o->steps);
+    }
+    if (run->text) {
+        qat_strbuf_printf(sb, ", \"data\": ");
+        qat_json_write_string(sb, o->data_spec);
+        qat_strbuf_printf(sb, ", \"forget_data\": ");
+        if (o->forget_spec) qat_json_write_string(sb, o->forget_spec);
+        else qat_json_write_null(sb);
+        qat_strbuf_printf(sb, ", \"val_permille\": %u", o->val_permille);
     }
     qat_strbuf_printf(sb, "}");
 }
@@ -261,17 +311,29 @@ static qat_status write_summary(const quant_run *run, const char *kind, const qa
     qat_strbuf sb;
     qat_strbuf_init(&sb);
     qat_strbuf_printf(&sb, "{\n  \"kind\": \"%s\"", kind);
-    json_str(&sb, "model", qat_model_name(run->qm.desc.config.kind));
-    json_num(&sb, "test_acc", r->test.accuracy);
-    json_num(&sb, "test_loss", r->test.loss);
-    json_num(&sb, "val_acc", r->val.accuracy);
-    json_num(&sb, "val_loss", r->val.loss);
-    json_num(&sb, "fp32_test_acc", r->fp32_test.accuracy);
-    json_num(&sb, "wbits", run->o->wbits);
-    json_num(&sb, "abits", run->o->abits);
-    json_key(&sb, "ends_8bit");
+    qat_summary_str(&sb, "model", qat_model_name(run->qm.desc.config.kind));
+    if (run->text) {
+        const qat_quantize_options *o = run->o;
+        qat_summary_str(&sb, "data", o->data_spec);
+        qat_summary_num(&sb, "val_bpc", r->val_bpc);
+        qat_summary_num(&sb, "fp32_val_bpc", r->fp32_val_bpc);
+        if (run->forget_loaded) {
+            qat_summary_str(&sb, "forget_data", o->forget_spec);
+            qat_summary_num(&sb, "forget_val_bpc", r->forget_val_bpc);
+            qat_summary_num(&sb, "fp32_forget_val_bpc", r->fp32_forget_val_bpc);
+        }
+    } else {
+        qat_summary_num(&sb, "test_acc", r->test.accuracy);
+        qat_summary_num(&sb, "test_loss", r->test.loss);
+        qat_summary_num(&sb, "val_acc", r->val.accuracy);
+        qat_summary_num(&sb, "val_loss", r->val.loss);
+        qat_summary_num(&sb, "fp32_test_acc", r->fp32_test.accuracy);
+    }
+    qat_summary_num(&sb, "wbits", run->o->wbits);
+    qat_summary_num(&sb, "abits", run->o->abits);
+    qat_summary_key(&sb, "ends_8bit");
     qat_json_write_bool(&sb, run->qc.ends_8bit);
-    json_key(&sb, "layers");
+    qat_summary_key(&sb, "layers");
     qat_strbuf_printf(&sb, "[");
     for (int i = 0; i < run->qm.nlayers; i++) {
         const qat_qlayer *l = &run->qm.layers[i];
@@ -287,21 +349,17 @@ static qat_status write_summary(const quant_run *run, const char *kind, const qa
         qat_strbuf_printf(&sb, "}");
     }
     qat_strbuf_printf(&sb, "\n  ]");
-    json_num(&sb, "model_bytes", (double)r->model_bytes);
-    json_num(&sb, "file_bytes", (double)r->file_bytes);
-    json_num(&sb, "fp32_bytes", (double)r->fp32_bytes);
-    json_num(&sb, "compression", r->model_bytes ? (double)r->fp32_bytes / (double)r->model_bytes : 0);
-    json_key(&sb, "config");
+    qat_summary_num(&sb, "model_bytes", (double)r->model_bytes);
+    qat_summary_num(&sb, "file_bytes", (double)r->file_bytes);
+    qat_summary_num(&sb, "fp32_bytes", (double)r->fp32_bytes);
+    qat_summary_num(&sb, "compression", r->model_bytes ? (double)r->fp32_bytes / (double)r->model_bytes : 0);
+    qat_summary_key(&sb, "config");
     write_config(&sb, run, kind);
-    json_num(&sb, "seed", (double)run->o->seed);
-    json_str(&sb, "source_checkpoint", run->o->ckpt);
-    json_str(&sb, "git_commit", qat_git_commit());
-    json_str(&sb, "device", run->ctx->info.name);
-    char driver[600];
-    snprintf(driver, sizeof driver, "%s %s", run->ctx->info.driver_name, run->ctx->info.driver_info);
-    json_str(&sb, "driver", driver);
-    json_num(&sb, "wall_seconds", r->wall_seconds);
-    json_num(&sb, "peak_device_bytes", (double)run->ctx->peak_device_bytes);
+    qat_summary_num(&sb, "seed", (double)run->o->seed);
+    qat_summary_str(&sb, "source_checkpoint", run->o->ckpt);
+    qat_summary_environment(&sb, run->ctx);
+    qat_summary_num(&sb, "wall_seconds", r->wall_seconds);
+    qat_summary_num(&sb, "peak_device_bytes", (double)run->ctx->peak_device_bytes);
     qat_strbuf_printf(&sb, "\n}\n");
     qat_status st = qat_file_write_atomic(path, sb.data, sb.len);
     qat_strbuf_free(&sb);
@@ -323,9 +381,14 @@ qat_status quant_run_finish(quant_run *run, const char *kind, qat_quantize_resul
     /* Evaluate what was written, so the figures are those of the file. */
     qat_qmodel saved;
     QAT_TRY(qat_qmodel_load(path, &saved));
-    qat_status st = qat_qmodel_evaluate(&saved, run->ctx, &run->data.test, EVAL_BATCH, &r->test);
-    if (st == QAT_OK && run->data.val.count)
-        st = qat_qmodel_evaluate(&saved, run->ctx, &run->data.val, EVAL_BATCH, &r->val);
+    qat_status st;
+    if (run->text) {
+        st = quant_evaluate_text(run, &saved, &r->val_bpc, &r->forget_val_bpc);
+    } else {
+        st = qat_qmodel_evaluate(&saved, run->ctx, &run->data.test, EVAL_BATCH, &r->test);
+        if (st == QAT_OK && run->data.val.count)
+            st = qat_qmodel_evaluate(&saved, run->ctx, &run->data.val, EVAL_BATCH, &r->val);
+    }
     qat_qmodel_free(&saved);
     QAT_TRY(st);
     snprintf(path, sizeof path, "%s/layers.csv", o->out_dir);

@@ -42,13 +42,24 @@ typedef struct qat_quantize_options {
     /* QAT */
     qat_quantizer_kind quantizer;
     int epochs;
-    qat_optim_config optim;     /* total_steps is filled in from epochs */
+    qat_optim_config optim;     /* total_steps is filled in from epochs (steps for the gpt) */
     uint32_t train_limit;
+    /* The gpt on text: the corpus to calibrate, fine-tune and evaluate on,
+     * and a second one evaluated before and after (forgetting); batch
+     * counts windows, epochs, val_count and train_limit do not apply. */
+    const char *data_spec;      /* e.g. "fortunes:tech" */
+    const char *forget_spec;    /* e.g. "fortunes:general", or NULL */
+    uint32_t val_permille;
+    int steps;                  /* QAT steps */
+    int eval_every;
 } qat_quantize_options;
 
 typedef struct qat_quantize_result {
     qat_eval_result val, test;
     qat_eval_result fp32_test;  /* the source checkpoint, same run */
+    /* The gpt: validation bits per character on data_spec and forget_spec,
+     * of the result and of the source checkpoint. */
+    double val_bpc, fp32_val_bpc, forget_val_bpc, fp32_forget_val_bpc;
     uint64_t model_bytes;       /* tensor data of the quantized checkpoint */
     uint64_t file_bytes;        /* its size on disk (model_bytes plus the header) */
     uint64_t fp32_bytes;        /* every parameter in FP32 */

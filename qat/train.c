@@ -270,6 +270,7 @@ static qat_status train_loop(const qat_train_options *o, qat_train_result *r, ru
 
 qat_status qat_train_run(const qat_train_options *o, qat_train_result *r)
 {
+    if (o->model.kind == QAT_MODEL_GPT) return qat_train_text_run(o, r);
     run_state s = { 0 };
     qat_status st = train_loop(o, r, &s, o->out_dir);
     run_state_free(&s);
@@ -280,6 +281,11 @@ qat_status qat_eval_checkpoint(const char *path, const char *data_dir, const cha
 {
     qat_qmodel qm;
     QAT_TRY(qat_qmodel_load(path, &qm));
+    if (qm.desc.config.kind == QAT_MODEL_GPT) {
+        qat_qmodel_free(&qm);
+        return qat_error_set(QAT_ERR_INVALID, "%s is a gpt checkpoint: pass the text to evaluate on with --data "
+                             "(e.g. fortunes:general)", path);
+    }
     run_state s = { 0 };
     qat_status st = qat_fashion_mnist_load(data_dir, 0, &s.data);
     s.data_loaded = st == QAT_OK;

@@ -19,6 +19,12 @@ typedef struct qat_train_options {
     uint32_t val_count;        /* images held out of the training file */
     uint32_t train_limit;      /* use only the first N training images (0: all) */
     bool quiet;                /* no per-epoch lines */
+    /* The gpt on text (epochs, val_count and train_limit do not apply). */
+    const char *data_spec;     /* "fortunes:general" (datasets/fortunes.h) */
+    uint32_t val_permille;     /* entries held out for validation, per mille */
+    int steps;                 /* optimizer steps on random windows */
+    int eval_every;            /* validation every N steps (0: at the end only) */
+    const char *init_ckpt;     /* start from this FP32 checkpoint (fine-tuning); its configuration is used */
 } qat_train_options;
 
 typedef struct qat_eval_result {
@@ -29,10 +35,12 @@ typedef struct qat_eval_result {
 
 typedef struct qat_train_result {
     qat_eval_result val, test;
+    double val_bpc;            /* gpt: validation bits per character */
+    double init_val_bpc;       /* gpt from --init: the starting checkpoint's, same data */
     double final_train_loss;
     double wall_seconds;
     double train_seconds;      /* the training steps alone */
-    double images_per_second;
+    double images_per_second;  /* gpt: bytes (tokens) per second */
     int64_t params;
     uint64_t model_bytes;
 } qat_train_result;
@@ -40,6 +48,8 @@ typedef struct qat_train_result {
 /* Trains, evaluates, and writes DIR/metrics.csv, DIR/summary.json and
  * DIR/model.safetensors. */
 qat_status qat_train_run(const qat_train_options *o, qat_train_result *r);
+/* The same for the gpt on a text corpus (qat_train_run calls it). */
+qat_status qat_train_text_run(const qat_train_options *o, qat_train_result *r);
 
 /* The epoch loop shared by training and QAT: each epoch shuffles the
  * training set with stream (1 << 20) + epoch of `seed`, runs one step per

@@ -390,3 +390,120 @@ Test(cli, bad_runner_input_names_the_flag_file_or_line)
     expect_error((const char *[]){ "report", dir, NULL }, 1, "experiment.ini", NULL);
     test_rmtree(dir);
 }
+
+Test(cli, gpt_flags_and_files_name_the_problem)
+{
+    expect_error((const char *[]){ "train", "--model", "gpt", "--out", "/tmp/x", NULL }, 2, "--data", NULL);
+    expect_error((const char *[]){ "train", "--model", "gpt", "--data", "fortunes:tech", "--epochs", "2", "--out",
+                                   "/tmp/x", NULL },
+                 2, "--epochs", "--steps");
+    expect_error((const char *[]){ "train", "--model", "mlp", "--data", "fortunes:tech", "--out", "/tmp/x", NULL }, 2,
+                 "--data", "gpt");
+    expect_error((const char *[]){ "train", "--model", "gpt", "--data", "mnist", "--out", "/tmp/x", NULL }, 2,
+                 "--data", "'mnist'");
+    expect_error((const char *[]){ "train", "--model", "gpt", "--data", "fortunes:tech", "--width", "30", "--heads",
+                                   "4", "--out", "/tmp/qat-cli-gpt-bad", NULL },
+                 1, "width 30", "heads 4");
+    expect_error((const char *[]){ "train", "--model", "gpt", "--data", "fortunes:tech", "--steps", "0", "--out",
+                                   "/tmp/x", NULL },
+                 2, "--steps", NULL);
+    expect_error((const char *[]){ "train", "--model", "gpt", "--data", "fortunes:tech", "--data-dir",
+                                   "/nonexistent/fortunes", "--out", "/tmp/qat-cli-gpt-bad", NULL },
+                 1, "/nonexistent/fortunes", "apt-get install fortunes");
+}
+
+/* The gpt end to end at a tiny size on one small fortunes file: training is
+ * bit-identical for a seed and `qat eval` reproduces its val_bpc; a
+ * fine-tune from it starts where it ended; PTQ (GPTQ, 4-bit groups) and QAT
+ * on text write checkpoints whose val_bpc `qat eval` reproduces. */
+Test(cli, gpt_trains_finetunes_and_quantizes_on_text, .timeout = 600)
+{
+    if (access("/usr/share/games/fortunes/debian", R_OK) != 0 && !getenv("QAT_FORTUNES_DIR"))
+        cr_skip_test("the fortunes corpus is not installed (Debian package fortunes)");
+    qat_device_info *devs;
+    int count, chosen;
+    qat_status st = qat_devices_list(NULL, &devs, &count, &chosen);
+    free(devs);
+    if (st != QAT_OK) cr_skip_test("no usable Vulkan device: %s", qat_error_message());
+    char dir[] = "/tmp/qat-gpt-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char out[2][128], path[256], ckpt[256];
+    for (int run = 0; run < 2; run++) {
+        snprintf(out[run], sizeof out[run], "%s/run%d", dir, run);
+        const char *args[] = { "train", "--model", "gpt", "--data", "fortunes:debian", "--layers", "1", "--width",
+                               "16", "--heads", "2", "--context", "16", "--batch", "4", "--steps", "30",
+                               "--lr", "0.01", "--warmup", "5", "--eval-every", "15", "--seed", "3", "--out",
+                               out[run], "--quiet", NULL };
+        result r;
+        run_qat(&r, args);
+        cr_assert_eq(r.status, 0, "gpt training run %d failed: %s", run, r.err);
+    }
+    char a[256], b[256];
+    size_t na, nb;
+    snprintf(a, sizeof a, "%s/metrics.csv", out[0]);
+    char *metrics = read_file(a, &na);
+    cr_expect(strncmp(metrics, "step,train_loss,val_loss,val_bpc,seconds\n15,", 44) == 0 && strstr(metrics, "\n30,"),
+              "metrics.csv: %s", metrics);
+    free(metrics);
+    snprintf(a, sizeof a, "%s/model.safetensors", out[0]);
+    snprintf(b, sizeof b, "%s/model.safetensors", out[1]);
+    char *ma = read_file(a, &na), *mb = read_file(b, &nb);
+    cr_expect(na == nb && memcmp(ma, mb, na) == 0, "gpt checkpoints differ between two runs with the same seed");
+    free(ma), free(mb);
+    snprintf(ckpt, sizeof ckpt, "%s", a);
+    snprintf(path, sizeof path, "%s/summary.json", out[0]);
+    char *summary = read_file(path, &na);
+    double val_bpc = json_number(summary, "val_bpc");
+    /* 30 steps move a byte model well below uniform (8 bits) on English text. */
+    cr_expect(val_bpc > 1 && val_bpc < 7.5, "val_bpc %f", val_bpc);
+    cr_expect(strstr(summary, "\"data\": \"fortunes:debian\"") && strstr(summary, "\"git_commit\""), "%s", summary);
+    free(summary);
+    result r;
+    run_qat(&r, (const char *[]){ "eval", "--ckpt", ckpt, "--data", "fortunes:debian", "--batch", "4", NULL });
+    cr_assert_eq(r.status, 0, "qat eval failed: %s", r.err);
+    double eval_bpc = strtod(strstr(r.out, "val_bpc ") + 8, NULL);
+    cr_expect(fabs(eval_bpc - val_bpc) < 1e-4, "summary val_bpc %f, qat eval %f", val_bpc, eval_bpc);
+    expect_error((const char *[]){ "eval", "--ckpt", ckpt, NULL }, 1, "gpt checkpoint", "--data");
+
+    /* Fine-tuning from it: its starting val_bpc is the one above. */
+    snprintf(path, sizeof path, "%s/finetune", dir);
+    run_qat(&r, (const char *[]){ "train", "--model", "gpt", "--init", ckpt, "--data", "fortunes:debian", "--batch",
+                                  "4", "--steps", "10", "--eval-every", "0", "--out", path, "--quiet", NULL });
+    cr_assert_eq(r.status, 0, "fine-tuning failed: %s", r.err);
+    snprintf(path, sizeof path, "%s/finetune/summary.json", dir);
+    summary = read_file(path, &na);
+    cr_expect(strstr(summary, "\"kind\": \"finetune\""), "%s", summary);
+    cr_expect(fabs(json_number(summary, "init_val_bpc") - val_bpc) < 1e-6, "%s", summary);
+    free(summary);
+
+    const char *runs[2][40] = {
+        { "ptq", "--ckpt", ckpt, "--data", "fortunes:debian", "--forget-data", "fortunes:linuxcookie", "--wbits", "4",
+          "--abits", "fp32", "--granularity", "group:16", "--method", "gptq", "--calib", "2", "--batch", "4",
+          "--quiet", "--out", NULL },
+        { "qat", "--ckpt", ckpt, "--data", "fortunes:debian", "--wbits", "4", "--abits", "8", "--granularity",
+          "group:16", "--steps", "5", "--calib", "2", "--batch", "4", "--quiet", "--out", NULL },
+    };
+    for (int k = 0; k < 2; k++) {
+        const char **args = runs[k];
+        int n = 0;
+        while (args[n]) n++;
+        snprintf(path, sizeof path, "%s/%s", dir, args[0]);
+        args[n] = path;
+        run_qat(&r, args);
+        cr_assert_eq(r.status, 0, "qat %s on the gpt failed: %s", args[0], r.err);
+        char file[300];
+        snprintf(file, sizeof file, "%s/summary.json", path);
+        summary = read_file(file, &na);
+        double q_bpc = json_number(summary, "val_bpc"), fp32_bpc = json_number(summary, "fp32_val_bpc");
+        cr_expect(fabs(fp32_bpc - val_bpc) < 1e-6, "%s: fp32_val_bpc %f vs %f", args[0], fp32_bpc, val_bpc);
+        cr_expect(q_bpc > 1 && q_bpc < 8, "%s: val_bpc %f", args[0], q_bpc);
+        if (k == 0) cr_expect(json_number(summary, "forget_val_bpc") > 1, "%s", summary);
+        snprintf(file, sizeof file, "%s/model.safetensors", path);
+        run_qat(&r, (const char *[]){ "eval", "--ckpt", file, "--data", "fortunes:debian", "--batch", "4", NULL });
+        cr_assert_eq(r.status, 0, "qat eval of the %s checkpoint failed: %s", args[0], r.err);
+        eval_bpc = strtod(strstr(r.out, "val_bpc ") + 8, NULL);
+        cr_expect(fabs(eval_bpc - q_bpc) < 1e-4, "%s: summary val_bpc %f, qat eval %f", args[0], q_bpc, eval_bpc);
+        free(summary);
+    }
+    test_rmtree(dir);
+}

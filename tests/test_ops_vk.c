@@ -310,6 +310,28 @@ Test(ops_vk, elementwise_ops_match_reference)
     test_gpu_done(ctx);
 }
 
+Test(ops_vk, scale_matches_reference)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    const int64_t sizes[] = { 1, 7, 1000, 65537 };
+    for (size_t s = 0; s < QAT_ARRAY_LEN(sizes); s++) {
+        op_case c;
+        case_begin(&c, ctx, 250 + s);
+        int64_t n = sizes[s];
+        int a = case_param(&c, "a", 1, &n, -3, 3);
+        const float factor = 1.7f;
+        case_run(&c, qat_scale(c.g, a, factor), true);
+        float *want = malloc((size_t)n * 4), *da = malloc((size_t)n * 4);
+        for (int64_t i = 0; i < n; i++) want[i] = factor * c.in_data[0][i], da[i] = factor * c.r[i];
+        float *got = case_read(&c, c.out), *ga = case_grad(&c, 0);
+        expect_close("scale forward", got, want, (size_t)n, 1e-7);
+        expect_close("scale d/dx", ga, da, (size_t)n, 1e-7);
+        free(want), free(da), free(got), free(ga);
+        case_end(&c);
+    }
+    test_gpu_done(ctx);
+}
+
 /* A tensor used twice: its gradient is the sum of both contributions. */
 Test(ops_vk, gradients_accumulate_over_several_uses)
 {

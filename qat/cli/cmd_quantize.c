@@ -19,12 +19,18 @@ static const char common_help[] =
     "                       layers it does not list keep --wbits/--abits\n"
     "  --ends-8bit          keep the first and last layers at 8 bits (W8A8)\n"
     "  --observer NAME      minmax, ema, percentile or mse (default minmax)\n"
-    "  --calib N            training batches for calibration (default 32)\n"
-    "  --batch N            batch size (default 128)\n"
+    "  --calib N            training batches for calibration (default 32; gpt: 8)\n"
+    "  --batch N            batch size (default 128; gpt: 16 windows)\n"
     "  --seed S             seed of the calibration sample (and QAT shuffling; default 1)\n"
     "  --val N              images held out of the training file, as in training\n"
     "                       (default 5000)\n"
-    "  --data-dir DIR       Fashion-MNIST IDX files\n"
+    "  --data-dir DIR       Fashion-MNIST IDX files (gpt: the fortunes files)\n"
+    "gpt checkpoints (text):\n"
+    "  --data SPEC          corpus to calibrate, fine-tune and evaluate on (required;\n"
+    "                       e.g. fortunes:tech); val_bpc in summary.json\n"
+    "  --forget-data SPEC   a second corpus evaluated before and after (forgetting;\n"
+    "                       e.g. fortunes:general): forget_val_bpc\n"
+    "  --val-permille N     entries held out for validation (default 100)\n"
     "  --device N|NAME      Vulkan device\n"
     "  --quiet              no per-epoch lines\n"
     "  -h, --help           this text\n";
@@ -62,7 +68,9 @@ static void qat_usage(FILE *out)
             "  --weight-decay X     default 0\n"
             "  --schedule NAME      cosine or constant (default cosine)\n"
             "  --warmup N           cosine warm-up steps (default 0)\n"
-            "  --train-limit N      train on the first N training images only\n%s",
+            "  --train-limit N      train on the first N training images only\n"
+            "  --steps N            gpt: optimizer steps (default 300)\n"
+            "  --eval-every N       gpt: validation every N steps (default 0: at the end)\n%s",
             common_help);
 }
 
@@ -103,14 +111,17 @@ static int run_quantize(int argc, char **argv, bool is_qat)
         { "lr", required_argument, NULL, 'l' },         { "momentum", required_argument, NULL, 'M' },
         { "weight-decay", required_argument, NULL, 'y' }, { "schedule", required_argument, NULL, 'S' },
         { "warmup", required_argument, NULL, 'u' },     { "train-limit", required_argument, NULL, 'L' },
+        { "data", required_argument, NULL, 'T' },       { "forget-data", required_argument, NULL, 'F' },
+        { "val-permille", required_argument, NULL, 'V' }, { "steps", required_argument, NULL, 'n' },
+        { "eval-every", required_argument, NULL, 'X' },
         { NULL, 0, NULL, 0 },
     };
     /* Flags of the other command are refused by name. */
-    static const char ptq_only[] = "m", qat_only[] = "QePlMySuL";
+    static const char ptq_only[] = "m", qat_only[] = "QePlMySuLnX";
     qat_quantize_options o = {
         .granularity = QAT_GRAN_CHANNEL, .weight_symmetric = true, .observer = QAT_OBS_MINMAX,
-        .calib_batches = 32, .batch = 128, .seed = 1, .val_count = 5000, .quantizer = QAT_QUANTIZER_LSQ,
-        .epochs = 3,
+        .calib_batches = 0, .batch = 0, .seed = 1, .val_count = 5000, .quantizer = QAT_QUANTIZER_LSQ,
+        .epochs = 3, .val_permille = 100, .steps = 300,
     };
     bool have_wbits = false, have_abits = false;
     const char *optimizer = "adamw", *schedule = "cosine";
@@ -179,6 +190,11 @@ static int run_quantize(int argc, char **argv, bool is_qat)
         case 'S': schedule = optarg; break;
         case 'u': if (!cli_parse_int(cmd, "--warmup", optarg, 0, 100000000, &warmup)) return 2; break;
         case 'L': if (!cli_parse_int(cmd, "--train-limit", optarg, 1, 60000, &v)) return 2; o.train_limit = (uint32_t)v; break;
+        case 'T': o.data_spec = optarg; break;
+        case 'F': o.forget_spec = optarg; break;
+        case 'V': if (!cli_parse_int(cmd, "--val-permille", optarg, 1, 999, &v)) return 2; o.val_permille = (uint32_t)v; break;
+        case 'n': if (!cli_parse_int(cmd, "--steps", optarg, 1, 100000000, &v)) return 2; o.steps = (int)v; break;
+        case 'X': if (!cli_parse_int(cmd, "--eval-every", optarg, 0, 100000000, &v)) return 2; o.eval_every = (int)v; break;
         default: return cli_bad_option(cmd, c, argv[optind - 1]);
         }
     }
@@ -212,8 +228,11 @@ static int run_quantize(int argc, char **argv, bool is_qat)
     }
     qat_quantize_result r;
     if ((is_qat ? qat_qat_run : qat_ptq_run)(&o, &r) != QAT_OK) return cli_fail(cmd);
-    printf("%s: test_acc %.4f (fp32 %.4f)  model %llu bytes (fp32 %llu, %.2fx smaller)  %.1f s\n", cmd,
-           r.test.accuracy, r.fp32_test.accuracy, (unsigned long long)r.model_bytes,
+    if (o.data_spec)
+        printf("%s: val_bpc %.4f (fp32 %.4f)", cmd, r.val_bpc, r.fp32_val_bpc);
+    else
+        printf("%s: test_acc %.4f (fp32 %.4f)", cmd, r.test.accuracy, r.fp32_test.accuracy);
+    printf("  model %llu bytes (fp32 %llu, %.2fx smaller)  %.1f s\n", (unsigned long long)r.model_bytes,
            (unsigned long long)r.fp32_bytes, r.model_bytes ? (double)r.fp32_bytes / (double)r.model_bytes : 0.0,
            r.wall_seconds);
     printf("results in %s/ (summary.json, layers.csv, model.safetensors%s)\n", o.out_dir,
