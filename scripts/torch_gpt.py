@@ -203,10 +203,13 @@ def load_checkpoint(path):
     layers, width, heads, context, vocab = (int(meta[k]) for k in GPT_KEYS)
     model = GPT(layers, width, heads, context, vocab)
     want = model.state_dict()
-    if list(tensors) != list(want):
-        extra, absent = set(tensors) - set(want), set(want) - set(tensors)
-        raise ValueError("%s: tensors differ from the gpt's: missing %s, unexpected %s"
-                         % (path, sorted(absent) or "none", sorted(extra) or "none"))
+    absent = [k for k in want if k not in tensors]
+    if absent:
+        raise ValueError("%s: tensor %s is missing (%d of the gpt's %d tensors are)" % (path, absent[0], len(absent),
+                                                                                        len(want)))
+    extra = [k for k in tensors if k not in want]
+    if extra:
+        raise ValueError("%s: tensor %s is not a gpt parameter" % (path, extra[0]))
     for name, t in tensors.items():
         if t.dtype != torch.float32 or t.shape != want[name].shape:
             raise ValueError("%s: tensor %s is %s %s, expected F32 %s"
