@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ops/q4_format.h"
+
 typedef enum qat_op {
     QAT_OP_MATMUL,              /* batched C = op(A) op(B), optional bias/relu epilogue */
     QAT_OP_BIAS_ADD,            /* y = x + b over (outer, channels, inner) */
@@ -138,5 +140,18 @@ typedef struct qat_fq_params {
  * scale gets a gradient (LSQ, PACT) when it is a trainable parameter; the zero
  * point never does. */
 int qat_fake_quant(struct qat_graph *g, int x, int scale, int zero_point, const qat_fq_params *p);
+
+/* ---- 4-bit matmul (ops/matmul_q4.c, ops/matmul_q4_vk.c) ------------------
+ * The tensors of one frozen 4-bit weight (out, in), made by
+ * qat_q4_weight_add (qat/q4.h), none trainable. */
+typedef struct qat_q4_weight_tensors {
+    qat_q4_type type;
+    int64_t out, in;
+    bool double_quant;
+    int packed; /* U8 (ceil(out * in / 2)): two codes per byte, high nibble first */
+    int absmax; /* U8 (nblocks) codes with double quantization, else F32 (nblocks) */
+    int scales; /* F32 (ceil(nblocks / 256)) with double quantization, else -1 */
+    int table;  /* F32 (QAT_Q4_TABLE_LEN): codebook, dynamic map, offset */
+} qat_q4_weight_tensors;
 
 #endif
