@@ -33,4 +33,6 @@ const qat_op_def *const qat_op_defs[QAT_OP_COUNT] = {
     [QAT_OP_FAKE_QUANT] = &qat_op_fake_quant_def,
     [QAT_OP_FAKE_QUANT_BACK] = &qat_op_fake_quant_back_def,
     [QAT_OP_FAKE_QUANT_BACK_SCALE] = &qat_op_fake_quant_back_scale_def,
+    [QAT_OP_MATMUL_Q4] = &qat_op_matmul_q4_def,
+    [QAT_OP_MATMUL_Q4_BACK_INPUT] = &qat_op_matmul_q4_back_input_def,
 };

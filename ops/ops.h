@@ -43,6 +43,8 @@ typedef enum qat_op {
     QAT_OP_FAKE_QUANT,          /* y = (clamp(roundEven(x * (1/s)) + z, qmin, qmax) - z) * s */
     QAT_OP_FAKE_QUANT_BACK,     /* dx under the node's gradient estimator */
     QAT_OP_FAKE_QUANT_BACK_SCALE, /* d scale (LSQ) or d alpha (PACT): one fixed-order sum per scale */
+    QAT_OP_MATMUL_Q4,           /* y = x @ W^T (+ bias), W 4-bit (NF4/FP4), dequantized on the fly */
+    QAT_OP_MATMUL_Q4_BACK_INPUT, /* dx = dy @ W, W 4-bit, dequantized on the fly */
     QAT_OP_COUNT
 } qat_op;
 
@@ -153,5 +155,10 @@ typedef struct qat_q4_weight_tensors {
     int scales; /* F32 (ceil(nblocks / 256)) with double quantization, else -1 */
     int table;  /* F32 (QAT_Q4_TABLE_LEN): codebook, dynamic map, offset */
 } qat_q4_weight_tensors;
+
+/* y = x @ W^T + bias with x (rows, in) or (B, T, in), bias (out) or -1: a
+ * linear layer whose weight is only ever read as 4-bit codes. The backward
+ * gives x (and a trainable bias) their gradients; W has none. */
+int qat_matmul_q4(struct qat_graph *g, int x, const qat_q4_weight_tensors *w, int bias);
 
 #endif

@@ -21,6 +21,7 @@ extern const qat_op_def qat_op_matmul_def, qat_op_bias_add_def, qat_op_add_def, 
     qat_op_conv2d_def, qat_op_conv2d_back_input_def, qat_op_conv2d_back_weight_def, qat_op_maxpool2d_def,
     qat_op_maxpool2d_back_def, qat_op_reshape_def, qat_op_sgd_def, qat_op_adamw_def, qat_op_im2col_def,
     qat_op_col2im_def, qat_op_conv2d_pack_def, qat_op_conv2d_pad_def, qat_op_dropout_def, qat_op_fake_quant_def,
-    qat_op_fake_quant_back_def, qat_op_fake_quant_back_scale_def;
+    qat_op_fake_quant_back_def, qat_op_fake_quant_back_scale_def, qat_op_matmul_q4_def,
+    qat_op_matmul_q4_back_input_def;
 
 #endif

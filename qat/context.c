@@ -355,7 +355,8 @@ qat_status qat_ctx_init(const char *selector, qat_ctx **out)
     }
     if (st == QAT_OK) st = qat_buffer_create(ctx, 1 << 20, true, &ctx->staging);
     if (st == QAT_OK) st = qat_buffer_create(ctx, QAT_BUFFER_ALIGN, false, &ctx->dummy);
-    if (st == QAT_OK) st = qat_texel_view_create(ctx, &ctx->dummy, 0, QAT_BUFFER_ALIGN, &ctx->dummy_view);
+    if (st == QAT_OK) st = qat_texel_view_create(ctx, &ctx->dummy, 0, QAT_BUFFER_ALIGN, false, &ctx->dummy_view);
+    if (st == QAT_OK) st = qat_texel_view_create(ctx, &ctx->dummy, 0, QAT_BUFFER_ALIGN, true, &ctx->dummy_view_uint);
     if (st != QAT_OK) {
         qat_ctx_free(ctx);
         return st;
@@ -374,6 +375,7 @@ void qat_ctx_free(qat_ctx *ctx)
         qat_kernels_release(ctx);
         qat_buffer_destroy(ctx, &ctx->staging);
         if (ctx->dummy_view) vkDestroyBufferView(ctx->device, ctx->dummy_view, NULL);
+        if (ctx->dummy_view_uint) vkDestroyBufferView(ctx->device, ctx->dummy_view_uint, NULL);
         qat_buffer_destroy(ctx, &ctx->dummy);
         if (ctx->fence) vkDestroyFence(ctx->device, ctx->fence, NULL);
         if (ctx->command_pool) vkDestroyCommandPool(ctx->device, ctx->command_pool, NULL);
@@ -466,7 +468,7 @@ void qat_buffer_destroy(qat_ctx *ctx, qat_buffer *buf)
 }
 
 qat_status qat_texel_view_create(qat_ctx *ctx, const qat_buffer *buf, VkDeviceSize offset, VkDeviceSize bytes,
-                                 VkBufferView *out)
+                                 bool uint_texels, VkBufferView *out)
 {
     /* The range must be whole texels; tensors live in QAT_BUFFER_ALIGN slots,
      * so rounding up to 16 bytes stays inside the slot. */
@@ -475,7 +477,7 @@ qat_status qat_texel_view_create(qat_ctx *ctx, const qat_buffer *buf, VkDeviceSi
     VkBufferViewCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
         .buffer = buf->buffer,
-        .format = VK_FORMAT_R32G32B32A32_SFLOAT,
+        .format = uint_texels ? VK_FORMAT_R32G32B32A32_UINT : VK_FORMAT_R32G32B32A32_SFLOAT,
         .offset = offset,
         .range = range ? range : 16,
     };

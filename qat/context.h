@@ -20,9 +20,9 @@
 #define QAT_MAX_BINDINGS 8
 #define QAT_SCALARS_BINDING (QAT_MAX_BINDINGS - 1)
 /* Bindings QAT_TEXEL_BASE + b (b < QAT_TEXEL_BINDINGS) are uniform texel
- * buffers (RGBA32F) viewing the tensor at storage binding b, for kernels that
- * read vec4s through the texture path (faster on some drivers, lavapipe
- * among them). */
+ * buffers (RGBA32F, or RGBA32UI where a dispatch asks) viewing the tensor at
+ * storage binding b, for kernels that read vec4s through the texture path
+ * (faster on some drivers, lavapipe among them). */
 #define QAT_TEXEL_BASE QAT_MAX_BINDINGS
 #define QAT_TEXEL_BINDINGS 4
 #define QAT_PUSH_WORDS 32
@@ -73,6 +73,7 @@ typedef struct qat_ctx {
     qat_buffer staging;            /* host-visible; grows on demand */
     qat_buffer dummy;              /* bound to unused descriptor slots */
     VkBufferView dummy_view;       /* likewise, for texel bindings */
+    VkBufferView dummy_view_uint;  /* likewise, for texel bindings read as uvec4 */
     uint64_t device_bytes;         /* device memory currently allocated */
     uint64_t peak_device_bytes;
     volatile uint32_t validation_messages;
@@ -100,9 +101,11 @@ void qat_buffer_destroy(qat_ctx *ctx, qat_buffer *buf);
 qat_status qat_buffer_upload(qat_ctx *ctx, const qat_buffer *dst, VkDeviceSize offset, const void *src, size_t size);
 qat_status qat_buffer_download(qat_ctx *ctx, const qat_buffer *src, VkDeviceSize offset, void *dst, size_t size);
 
-/* An RGBA32F texel view of a buffer range (for QAT_TEXEL_BASE bindings). */
+/* A texel view of a buffer range (for QAT_TEXEL_BASE bindings): RGBA32F, or
+ * RGBA32UI (uint_texels) for kernels that read raw words (packed codes, bytes)
+ * and must not see them go through float. */
 qat_status qat_texel_view_create(qat_ctx *ctx, const qat_buffer *buf, VkDeviceSize offset, VkDeviceSize bytes,
-                                 VkBufferView *out);
+                                 bool uint_texels, VkBufferView *out);
 
 /* Submits a command buffer and waits for it. */
 qat_status qat_ctx_submit_wait(qat_ctx *ctx, VkCommandBuffer cmd);

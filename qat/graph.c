@@ -588,11 +588,13 @@ qat_status qat_graph_compile(qat_graph *g)
         }
         for (int b = 0; b < QAT_TEXEL_BINDINGS; b++) {
             int tid = g->dispatches[i].binding[b];
-            views[b] = ctx->dummy_view;
+            bool uint_texels = g->dispatches[i].texel_uint[b];
+            views[b] = uint_texels ? ctx->dummy_view_uint : ctx->dummy_view;
             if (g->dispatches[i].texel[b] && tid >= 0) {
                 const qat_tensor *t = &g->tensors[tid];
                 g->views = qat_xrealloc(g->views, (size_t)(g->nviews + 1) * sizeof *g->views);
-                QAT_TRY(qat_texel_view_create(ctx, &g->buffers[t->buffer], t->offset, t->bytes, &views[b]));
+                QAT_TRY(qat_texel_view_create(ctx, &g->buffers[t->buffer], t->offset, t->bytes, uint_texels,
+                                              &views[b]));
                 g->views[g->nviews++] = views[b];
             }
             writes[QAT_MAX_BINDINGS + b] = (VkWriteDescriptorSet){

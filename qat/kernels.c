@@ -32,6 +32,9 @@ static const uint32_t spv_dropout[] =
 static const uint32_t spv_fake_quant[] =
 #include "fake_quant.spv.inc"
 ;
+static const uint32_t spv_matmul_q4[] =
+#include "matmul_q4.spv.inc"
+;
 
 static const struct {
     const char *name;
@@ -47,6 +50,7 @@ static const struct {
     [QAT_KERNEL_OPTIM] = { "optim", spv_optim, sizeof spv_optim },
     [QAT_KERNEL_DROPOUT] = { "dropout", spv_dropout, sizeof spv_dropout },
     [QAT_KERNEL_FAKE_QUANT] = { "fake_quant", spv_fake_quant, sizeof spv_fake_quant },
+    [QAT_KERNEL_MATMUL_Q4] = { "matmul_q4", spv_matmul_q4, sizeof spv_matmul_q4 },
 };
 _Static_assert(QAT_ARRAY_LEN(kernel_table) == QAT_KERNEL_COUNT, "every kernel needs its SPIR-V");
 

@@ -20,6 +20,7 @@ typedef enum qat_kernel {
     QAT_KERNEL_OPTIM,
     QAT_KERNEL_DROPOUT,
     QAT_KERNEL_FAKE_QUANT,
+    QAT_KERNEL_MATMUL_Q4,
     QAT_KERNEL_COUNT
 } qat_kernel;
 
