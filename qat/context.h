@@ -24,7 +24,7 @@
  * storage binding b, for kernels that read vec4s through the texture path
  * (faster on some drivers, lavapipe among them). */
 #define QAT_TEXEL_BASE QAT_MAX_BINDINGS
-#define QAT_TEXEL_BINDINGS 4
+#define QAT_TEXEL_BINDINGS 5
 #define QAT_PUSH_WORDS 32
 /* Sub-allocations are aligned to this many bytes: a multiple of every
  * device's minStorageBufferOffsetAlignment we know of, and of vec4 loads. */
