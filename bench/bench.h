@@ -45,5 +45,6 @@ double bench_rate(const bench_result *r, double work_per_rep);
  * disagree with the reference's (the timings are then meaningless). */
 qat_status bench_matmul(qat_ctx *ctx, const bench_config *cfg, bool *mismatch);
 qat_status bench_train(qat_ctx *ctx, const bench_config *cfg, bool *mismatch);
+qat_status bench_q4(qat_ctx *ctx, const bench_config *cfg, bool *mismatch);
 
 #endif

@@ -30,7 +30,7 @@ static void usage(FILE *out)
             "\n"
             "  --device N|NAME   Vulkan device (default $QAT_DEVICE or the preferred one)\n"
             "  --repeats N       timed runs per measurement (default %d)\n"
-            "  --only WHAT       matmul or train: run one section\n"
+            "  --only WHAT       matmul, train or q4 (4-bit linear layers): run one section\n"
             "  -h, --help        this text\n"
             "\n"
             "OpenBLAS picks its kernels by CPU detection; OPENBLAS_CORETYPE=NAME (e.g. Haswell,\n"
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
     };
     bench_config cfg = { .warmup = WARMUP_RUNS, .repeats = DEFAULT_REPEATS, .target_s = TARGET_RUN_SECONDS };
     const char *device = NULL;
-    bool do_matmul = true, do_train = true;
+    bool do_matmul = true, do_train = true, do_q4 = true;
     opterr = 0; /* errors are reported below, in one line */
     int c;
     while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
@@ -102,10 +102,11 @@ int main(int argc, char **argv)
             break;
         }
         case 'o':
-            if (strcmp(optarg, "matmul") == 0) do_train = false;
-            else if (strcmp(optarg, "train") == 0) do_matmul = false;
+            if (strcmp(optarg, "matmul") == 0) do_train = do_q4 = false;
+            else if (strcmp(optarg, "train") == 0) do_matmul = do_q4 = false;
+            else if (strcmp(optarg, "q4") == 0) do_matmul = do_train = false;
             else {
-                fprintf(stderr, "qat-bench: --only: expected matmul or train, got '%s'\n", optarg);
+                fprintf(stderr, "qat-bench: --only: expected matmul, train or q4, got '%s'\n", optarg);
                 return 2;
             }
             break;
@@ -138,6 +139,8 @@ int main(int argc, char **argv)
     if (do_matmul) st = bench_matmul(ctx, &cfg, &mismatch);
     fflush(stdout);
     if (st == QAT_OK && do_train) st = bench_train(ctx, &cfg, &mismatch);
+    fflush(stdout);
+    if (st == QAT_OK && do_q4) st = bench_q4(ctx, &cfg, &mismatch);
     fflush(stdout);
     uint32_t validation = ctx->validation_messages;
     qat_ctx_free(ctx);

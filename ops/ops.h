@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ops/q4_format.h"
+
 typedef enum qat_op {
     QAT_OP_MATMUL,              /* batched C = op(A) op(B), optional bias/relu epilogue */
     QAT_OP_BIAS_ADD,            /* y = x + b over (outer, channels, inner) */
@@ -49,6 +51,8 @@ typedef enum qat_op {
     QAT_OP_CAUSAL_SOFTMAX,      /* softmax of scale * x over columns s <= t of row t, 0 above */
     QAT_OP_CAUSAL_SOFTMAX_BACK, /* dx = scale * y * (dy - sum y dy) */
     QAT_OP_TRANSPOSE12,         /* (A, B, C, D) -> (A, C, B, D) */
+    QAT_OP_MATMUL_Q4,           /* y = x @ W^T (+ bias), W 4-bit (NF4/FP4), dequantized on the fly */
+    QAT_OP_MATMUL_Q4_BACK_INPUT, /* dx = dy @ W, W 4-bit, dequantized on the fly */
     QAT_OP_COUNT
 } qat_op;
 
@@ -175,5 +179,23 @@ typedef struct qat_fq_params {
  * scale gets a gradient (LSQ, PACT) when it is a trainable parameter; the zero
  * point never does. */
 int qat_fake_quant(struct qat_graph *g, int x, int scale, int zero_point, const qat_fq_params *p);
+
+/* ---- 4-bit matmul (ops/matmul_q4.c, ops/matmul_q4_vk.c) ------------------
+ * The tensors of one frozen 4-bit weight (out, in), made by
+ * qat_q4_weight_add (qat/q4.h), none trainable. */
+typedef struct qat_q4_weight_tensors {
+    qat_q4_type type;
+    int64_t out, in;
+    bool double_quant;
+    int packed; /* U8 (ceil(out * in / 2)): two codes per byte, high nibble first */
+    int absmax; /* U8 (nblocks) codes with double quantization, else F32 (nblocks) */
+    int scales; /* F32 (ceil(nblocks / 256)) with double quantization, else -1 */
+    int table;  /* F32 (QAT_Q4_TABLE_LEN): codebook, dynamic map, offset */
+} qat_q4_weight_tensors;
+
+/* y = x @ W^T + bias with x (rows, in) or (B, T, in), bias (out) or -1: a
+ * linear layer whose weight is only ever read as 4-bit codes. The backward
+ * gives x (and a trainable bias) their gradients; W has none. */
+int qat_matmul_q4(struct qat_graph *g, int x, const qat_q4_weight_tensors *w, int bias);
 
 #endif

@@ -368,4 +368,21 @@ void qat_transpose12_ref(float *y,       /* (A, C, B, D) */
                          const float *x, /* (A, B, C, D) */
                          size_t a, size_t b, size_t c, size_t d);
 
+/* ---- matmul_q4 (ops/matmul_q4.c) ------------------------------------------
+ * A linear layer whose weight W (out, in) = (w->rows, w->cols) is a 4-bit
+ * qat_q4_weight (ops/q4_format.h), dequantized element by element, never
+ * stored: W[o][i] = qat_q4_dequant(type, code e, A(e / 64)) for e = o * in + i,
+ * where A(b) = qat_q4_weight_block_absmax(w, map, b).
+ * Forward: y[r][o] = (sum over i ascending of x[r][i] * W[o][i]) + bias[o]
+ * (no bias when NULL). Backward, input only (W is frozen):
+ * dx[r][i] = sum over o ascending of dy[r][o] * W[o][i]. */
+struct qat_q4_weight;
+void qat_matmul_q4_forward_ref(float *y,       /* (rows, out) */
+                               const float *x, /* (rows, in) */
+                               size_t rows, const struct qat_q4_weight *w,
+                               const float *bias /* (out), or NULL */);
+void qat_matmul_q4_backward_input_ref(float *dx,       /* (rows, in) */
+                                      const float *dy, /* (rows, out) */
+                                      size_t rows, const struct qat_q4_weight *w);
+
 #endif

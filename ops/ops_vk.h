@@ -14,6 +14,8 @@ int qat_broadcast(qat_graph *g, int x, int like, int64_t outer, int64_t n, int64
 /* A matmul node with an epilogue: bias (length n) added, then relu for
  * QAT_EPILOGUE_BIAS_RELU. */
 int qat_matmul_ex(qat_graph *g, int a, int b, bool trans_a, bool trans_b, int bias, qat_epilogue epilogue);
+/* dx (shaped like `like`, rows x in) = dy (rows x out) @ W for a 4-bit weight. */
+int qat_matmul_q4_back_input(qat_graph *g, int dy, const qat_q4_weight_tensors *w, int like);
 
 extern const qat_op_def qat_op_matmul_def, qat_op_bias_add_def, qat_op_add_def, qat_op_mul_def,
     qat_op_relu_def, qat_op_relu_back_def, qat_op_gelu_def, qat_op_gelu_back_def, qat_op_softmax_ce_def,
@@ -23,6 +25,7 @@ extern const qat_op_def qat_op_matmul_def, qat_op_bias_add_def, qat_op_add_def, 
     qat_op_col2im_def, qat_op_conv2d_pack_def, qat_op_conv2d_pad_def, qat_op_dropout_def, qat_op_fake_quant_def,
     qat_op_fake_quant_back_def, qat_op_fake_quant_back_scale_def, qat_op_embedding_def, qat_op_embedding_back_def,
     qat_op_layer_norm_def, qat_op_layer_norm_back_def, qat_op_layer_norm_back_gamma_def, qat_op_causal_softmax_def,
-    qat_op_causal_softmax_back_def, qat_op_transpose12_def;
+    qat_op_causal_softmax_back_def, qat_op_transpose12_def, qat_op_matmul_q4_def,
+    qat_op_matmul_q4_back_input_def;
 
 #endif

@@ -357,6 +357,8 @@ qat_status qat_ctx_init(const char *selector, qat_ctx **out)
     if (st == QAT_OK) st = qat_buffer_create(ctx, QAT_BUFFER_ALIGN, false, &ctx->dummy);
     if (st == QAT_OK) st = qat_texel_view_create(ctx, &ctx->dummy, 0, QAT_BUFFER_ALIGN, VK_FORMAT_R32G32B32A32_SFLOAT,
                                                      &ctx->dummy_view);
+    if (st == QAT_OK) st = qat_texel_view_create(ctx, &ctx->dummy, 0, QAT_BUFFER_ALIGN, VK_FORMAT_R32G32B32A32_UINT,
+                                                     &ctx->dummy_view_uint);
     if (st != QAT_OK) {
         qat_ctx_free(ctx);
         return st;
@@ -375,6 +377,7 @@ void qat_ctx_free(qat_ctx *ctx)
         qat_kernels_release(ctx);
         qat_buffer_destroy(ctx, &ctx->staging);
         if (ctx->dummy_view) vkDestroyBufferView(ctx->device, ctx->dummy_view, NULL);
+        if (ctx->dummy_view_uint) vkDestroyBufferView(ctx->device, ctx->dummy_view_uint, NULL);
         qat_buffer_destroy(ctx, &ctx->dummy);
         if (ctx->fence) vkDestroyFence(ctx->device, ctx->fence, NULL);
         if (ctx->command_pool) vkDestroyCommandPool(ctx->device, ctx->command_pool, NULL);

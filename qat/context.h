@@ -23,9 +23,10 @@
  * buffers viewing the tensor at storage binding b, for kernels that read
  * vec4s through the texture path (faster on some drivers, lavapipe among
  * them): RGBA32F (samplerBuffer) for float tensors, RGBA32I
- * (isamplerBuffer) for int32 ones. */
+ * (isamplerBuffer) for int32 ones, RGBA32UI (usamplerBuffer) where a
+ * dispatch reads raw words (packed codes, bytes). */
 #define QAT_TEXEL_BASE QAT_MAX_BINDINGS
-#define QAT_TEXEL_BINDINGS 4
+#define QAT_TEXEL_BINDINGS 5
 #define QAT_PUSH_WORDS 32
 /* Sub-allocations are aligned to this many bytes: a multiple of every
  * device's minStorageBufferOffsetAlignment we know of, and of vec4 loads. */
@@ -74,6 +75,7 @@ typedef struct qat_ctx {
     qat_buffer staging;            /* host-visible; grows on demand */
     qat_buffer dummy;              /* bound to unused descriptor slots */
     VkBufferView dummy_view;       /* likewise, for texel bindings */
+    VkBufferView dummy_view_uint;  /* likewise, for texel bindings read as uvec4 */
     uint64_t device_bytes;         /* device memory currently allocated */
     uint64_t peak_device_bytes;
     volatile uint32_t validation_messages;
@@ -102,7 +104,8 @@ qat_status qat_buffer_upload(qat_ctx *ctx, const qat_buffer *dst, VkDeviceSize o
 qat_status qat_buffer_download(qat_ctx *ctx, const qat_buffer *src, VkDeviceSize offset, void *dst, size_t size);
 
 /* A texel view of a buffer range (for QAT_TEXEL_BASE bindings) in a
- * four-component 32-bit format (VK_FORMAT_R32G32B32A32_SFLOAT or _SINT). */
+ * four-component 32-bit format (VK_FORMAT_R32G32B32A32_SFLOAT, _SINT or
+ * _UINT). */
 qat_status qat_texel_view_create(qat_ctx *ctx, const qat_buffer *buf, VkDeviceSize offset, VkDeviceSize bytes,
                                  VkFormat format, VkBufferView *out);
 

@@ -588,11 +588,14 @@ qat_status qat_graph_compile(qat_graph *g)
         }
         for (int b = 0; b < QAT_TEXEL_BINDINGS; b++) {
             int tid = g->dispatches[i].binding[b];
-            views[b] = ctx->dummy_view;
+            bool uint_texels = g->dispatches[i].texel_uint[b];
+            views[b] = uint_texels ? ctx->dummy_view_uint : ctx->dummy_view;
             if (g->dispatches[i].texel[b] && tid >= 0) {
                 const qat_tensor *t = &g->tensors[tid];
-                QAT_ASSERT_MSG(t->dtype != QAT_U8, "texel views hold 32-bit elements");
-                VkFormat format = t->dtype == QAT_I32 ? VK_FORMAT_R32G32B32A32_SINT : VK_FORMAT_R32G32B32A32_SFLOAT;
+                QAT_ASSERT_MSG(uint_texels || t->dtype != QAT_U8, "a U8 tensor is read as raw words (texel_uint)");
+                VkFormat format = uint_texels             ? VK_FORMAT_R32G32B32A32_UINT
+                                  : t->dtype == QAT_I32 ? VK_FORMAT_R32G32B32A32_SINT
+                                                        : VK_FORMAT_R32G32B32A32_SFLOAT;
                 g->views = qat_xrealloc(g->views, (size_t)(g->nviews + 1) * sizeof *g->views);
                 QAT_TRY(qat_texel_view_create(ctx, &g->buffers[t->buffer], t->offset, t->bytes, format, &views[b]));
                 g->views[g->nviews++] = views[b];

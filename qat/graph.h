@@ -86,6 +86,8 @@ typedef struct qat_dispatch {
     int binding[QAT_SCALARS_BINDING]; /* tensor ids, -1 unused */
     bool writes[QAT_SCALARS_BINDING]; /* the dispatch writes this binding */
     bool texel[QAT_TEXEL_BINDINGS];   /* also view binding b as vec4 (ivec4 for int32) texels at QAT_TEXEL_BASE + b */
+    bool texel_uint[QAT_TEXEL_BINDINGS]; /* ... as uvec4 texels instead (raw words of any dtype); also
+                                          * picks the uint dummy when binding b is unused */
 } qat_dispatch;
 
 typedef struct qat_graph qat_graph;

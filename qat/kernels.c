@@ -44,6 +44,9 @@ static const uint32_t spv_causal_softmax[] =
 static const uint32_t spv_transpose[] =
 #include "transpose.spv.inc"
 ;
+static const uint32_t spv_matmul_q4[] =
+#include "matmul_q4.spv.inc"
+;
 
 static const struct {
     const char *name;
@@ -63,6 +66,7 @@ static const struct {
     [QAT_KERNEL_LAYER_NORM] = { "layer_norm", spv_layer_norm, sizeof spv_layer_norm },
     [QAT_KERNEL_CAUSAL_SOFTMAX] = { "causal_softmax", spv_causal_softmax, sizeof spv_causal_softmax },
     [QAT_KERNEL_TRANSPOSE] = { "transpose", spv_transpose, sizeof spv_transpose },
+    [QAT_KERNEL_MATMUL_Q4] = { "matmul_q4", spv_matmul_q4, sizeof spv_matmul_q4 },
 };
 _Static_assert(QAT_ARRAY_LEN(kernel_table) == QAT_KERNEL_COUNT, "every kernel needs its SPIR-V");
 

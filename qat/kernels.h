@@ -24,6 +24,7 @@ typedef enum qat_kernel {
     QAT_KERNEL_LAYER_NORM,
     QAT_KERNEL_CAUSAL_SOFTMAX,
     QAT_KERNEL_TRANSPOSE,
+    QAT_KERNEL_MATMUL_Q4,
     QAT_KERNEL_COUNT
 } qat_kernel;
 
