@@ -124,7 +124,7 @@ static void encode_matmul_q4(const qat_graph *g, const qat_node *node, qat_dispa
     bool input_grad = node->op == QAT_OP_MATMUL_Q4_BACK_INPUT;
     uint32_t rows = (uint32_t)node->iarg[4], out = (uint32_t)w.out, in = (uint32_t)w.in;
     uint32_t m = rows, n = input_grad ? in : out, k = input_grad ? out : in;
-    bool fast = in % 64 == 0 && out % 4 == 0;
+    bool fast = in % 8 == 0 && (!input_grad || out % 4 == 0);
     bool cpu = qat_ctx_is_cpu(qat_graph_ctx(g));
     uint32_t tm = 4, tn = fast && input_grad ? 8 : 4;
     if (cpu && fast) {
@@ -151,6 +151,7 @@ static void encode_matmul_q4(const qat_graph *g, const qat_node *node, qat_dispa
     d->spec.values[4] = tn;
     d->spec.values[5] = fast;
     d->spec.values[6] = n % 4 == 0 && tn % 4 == 0;
+    d->spec.values[7] = in % 64 == 0;
     d->groups[0] = ceil_div(ceil_div(n, tn), d->spec.local[0]);
     d->groups[1] = ceil_div(ceil_div(m, tm), d->spec.local[1]);
     d->groups[2] = 1;

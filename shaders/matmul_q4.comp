@@ -21,12 +21,13 @@
 // on lavapipe (ops/matmul_q4_vk.c) this runs at 1.3-1.6x the time of the FP32
 // matmul on the same shapes, with about the same instruction count.
 //
-// FAST (in % 64 == 0, out % 4 == 0, the GPT layers): W's rows start whole
-// blocks and whole words. The forward walks k 8 at a time: per column one
-// word (8 codes) and, every 64 k, one absmax. The input gradient needs TN = 8
-// adjacent columns of one W row per k: again one word and one absmax.
-// Otherwise a general path fetches every element on its own (slow; for odd
-// shapes only).
+// FAST (in % 8 == 0; the input gradient also needs out % 4 == 0): W's rows
+// start whole words, and a word (8 codes) never straddles two blocks of 64.
+// The forward walks k 8 at a time: per column one word and one absmax (only
+// every 64 k when in % 64 == 0, BLOCK_ROWS, as in GPT's layers). The input
+// gradient needs TN = 8 adjacent columns of one W row per k: again one word
+// and one absmax. Otherwise a general path fetches every element on its own
+// (slow; for odd shapes only).
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
@@ -37,6 +38,7 @@ layout(constant_id = 6) const uint TM = 4;            // rows per invocation
 layout(constant_id = 7) const uint TN = 4;            // columns per invocation (8 for FAST input gradients)
 layout(constant_id = 8) const bool FAST = false;
 layout(constant_id = 9) const bool VEC_C = false;     // n % 4 == 0 and TN % 4 == 0: store by vec4
+layout(constant_id = 10) const bool BLOCK_ROWS = false; // in % 64 == 0: every W row starts a block
 
 layout(set = 0, binding = 8) uniform samplerBuffer a4;        // x or dy, (rows, k)
 layout(set = 0, binding = 9) uniform usamplerBuffer packed4;  // 32 codes per texel
@@ -128,7 +130,7 @@ void main()
     if (FAST && MODE == 0) {
         float am[TN];
         for (uint k0 = 0; k0 < pc.k; k0 += 8) {
-            if ((k0 & 63u) == 0u)
+            if (!BLOCK_ROWS || (k0 & 63u) == 0u)
                 [[unroll]] for (uint j = 0; j < TN; j++) am[j] = block_absmax((cols[j] * pc.in_ + k0) >> 6);
             uint words[TN];
             [[unroll]] for (uint j = 0; j < TN; j++) words[j] = word_at(cols[j] * pc.in_ + k0);
