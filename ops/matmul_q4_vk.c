@@ -168,6 +168,8 @@ static void encode_matmul_q4(const qat_graph *g, const qat_node *node, qat_dispa
     d->push[1] = n;
     d->push[2] = k;
     d->push[3] = in;
+    d->push[4] = QAT_Q4_TABLE_DYNAMIC;
+    d->push[5] = QAT_Q4_TABLE_OFFSET;
 }
 
 const qat_op_def qat_op_matmul_q4_def = { "matmul_q4", encode_matmul_q4, backward_matmul_q4 };

@@ -17,9 +17,9 @@
 // view). Reading W as codes moves the cost from fetches to decoding: a
 // decoded weight is used by the TM rows of its lane, and decoding one code
 // (a 16-way select on the codebook held in registers, then the absmax
-// multiply) costs about 20 vector instructions, so TM is large (64). Measured
-// on lavapipe (ops/matmul_q4_vk.c) this runs at 1.3-1.6x the time of the FP32
-// matmul on the same shapes, with about the same instruction count.
+// multiply) costs about 20 vector instructions, so TM is large (64). On
+// lavapipe this executes about as many instructions as the FP32 matmul on the
+// same shapes and takes 1.1-1.3x its time (qat bench --only q4).
 //
 // FAST (in % 8 == 0; the input gradient also needs out % 4 == 0): W's rows
 // start whole words, and a word (8 codes) never straddles two blocks of 64.
@@ -52,9 +52,8 @@ layout(std430, set = 0, binding = 6) writeonly buffer C4 { vec4 c4[]; };
 layout(push_constant) uniform Push {
     uint m, n, k;  // C (m, n), reduction k
     uint in_;      // W's row length
+    uint table_dynamic, table_offset; // QAT_Q4_TABLE_DYNAMIC, _OFFSET (the codebook is at 0)
 } pc;
-
-const uint TABLE_DYNAMIC = 16, TABLE_OFFSET = 272;
 
 float pick(vec4 v, uint i) { return i == 0u ? v.x : i == 1u ? v.y : i == 2u ? v.z : v.w; }
 uint upick(uvec4 v, uint i) { return i == 0u ? v.x : i == 1u ? v.y : i == 2u ? v.z : v.w; }
@@ -77,7 +76,7 @@ float block_absmax(uint b)
 {
     if (!DOUBLE_QUANT) return uintBitsToFloat(upick(texelFetch(absmax4, int(b >> 2)), b & 3u));
     uint code = (upick(texelFetch(absmax4, int(b >> 4)), (b >> 2) & 3u) >> ((b & 3u) * 8u)) & 255u;
-    float mapped = pick(texelFetch(table4, int((TABLE_DYNAMIC + code) >> 2)), code & 3u);
+    float mapped = pick(texelFetch(table4, int((pc.table_dynamic + code) >> 2)), (pc.table_dynamic + code) & 3u);
     precise float scaled = mapped * pick(texelFetch(scales4, int(b >> 10)), (b >> 8) & 3u);
     precise float a = scaled + absmax_offset;
     return a;
@@ -96,11 +95,7 @@ float dequant(uint q, float a)
 }
 
 // W element e on its own (the general path).
-float weight_at(uint e)
-{
-    uint w = upick(texelFetch(packed4, int(e >> 5)), (e >> 3) & 3u);
-    return dequant(nibble(w, e & 7u), block_absmax(e >> 6));
-}
+float weight_at(uint e) { return dequant(nibble(word_at(e & ~7u), e & 7u), block_absmax(e >> 6)); }
 
 float fetch1_a(uint idx) { return pick(texelFetch(a4, int(idx >> 2)), idx & 3u); }
 
@@ -110,7 +105,7 @@ void main()
     cb1 = texelFetch(table4, 1);
     cb2 = texelFetch(table4, 2);
     cb3 = texelFetch(table4, 3);
-    absmax_offset = DOUBLE_QUANT ? texelFetch(table4, int(TABLE_OFFSET >> 2)).x : 0.0;
+    absmax_offset = DOUBLE_QUANT ? pick(texelFetch(table4, int(pc.table_offset >> 2)), pc.table_offset & 3u) : 0.0;
 
     uint row0 = (gl_WorkGroupID.y * gl_WorkGroupSize.y + gl_LocalInvocationID.y) * TM;
     uint col0 = (gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * TN;
