@@ -132,8 +132,9 @@ static void encode_matmul_q4(const qat_graph *g, const qat_node *node, qat_dispa
          * TM is large; rows spread evenly over the row blocks, halved while
          * there are fewer blocks than CPU threads (lavapipe runs one per CPU).
          * On GPT's layers (2048 rows; 128 -> 128, 128 -> 512, 512 -> 128),
-         * in CPU time with LP_NUM_THREADS=1, 64 x 8 measured 1.3-1.5x the
-         * FP32 matmul, 32 x 8 1.3-1.6x, 32 x 16 (forward) 1.4-1.65x. */
+         * in CPU time with LP_NUM_THREADS=1 (best of 36 runs on a busy
+         * machine), 64 x 8 measured 1.3-1.5x the FP32 matmul, 32 x 8
+         * 1.3-1.6x, 32 x 16 (forward) 1.4-1.65x. */
         tn = 8;
         tm = ceil_div(m, ceil_div(m, 64));
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);

@@ -18,8 +18,10 @@
 // decoded weight is used by the TM rows of its lane, and decoding one code
 // (a 16-way select on the codebook held in registers, then the absmax
 // multiply) costs about 20 vector instructions, so TM is large (64). On
-// lavapipe this executes about as many instructions as the FP32 matmul on the
-// same shapes and takes 1.1-1.3x its time (qat bench --only q4).
+// lavapipe this executes about as many instructions as the FP32 matmul on
+// GPT's layer shapes (callgrind) and takes 1.3-1.5x its CPU time on one
+// thread; qat bench --only q4 saw 1.1-1.8x its wall time on a shared 2-core
+// machine.
 //
 // FAST (in % 8 == 0; the input gradient also needs out % 4 == 0): W's rows
 // start whole words, and a word (8 codes) never straddles two blocks of 64.
