@@ -124,7 +124,7 @@ static void encode_matmul_q4(const qat_graph *g, const qat_node *node, qat_dispa
     bool input_grad = node->op == QAT_OP_MATMUL_Q4_BACK_INPUT;
     uint32_t rows = (uint32_t)node->iarg[4], out = (uint32_t)w.out, in = (uint32_t)w.in;
     uint32_t m = rows, n = input_grad ? in : out, k = input_grad ? out : in;
-    bool fast = in % 64 == 0 && out % 4 == 0;
+    bool fast = in % 8 == 0 && (!input_grad || out % 4 == 0);
     bool cpu = qat_ctx_is_cpu(qat_graph_ctx(g));
     uint32_t tm = 4, tn = fast && input_grad ? 8 : 4;
     if (cpu && fast) {
@@ -132,8 +132,9 @@ static void encode_matmul_q4(const qat_graph *g, const qat_node *node, qat_dispa
          * TM is large; rows spread evenly over the row blocks, halved while
          * there are fewer blocks than CPU threads (lavapipe runs one per CPU).
          * On GPT's layers (2048 rows; 128 -> 128, 128 -> 512, 512 -> 128),
-         * in CPU time with LP_NUM_THREADS=1, 64 x 8 measured 1.3-1.5x the
-         * FP32 matmul, 32 x 8 1.3-1.6x, 32 x 16 (forward) 1.4-1.65x. */
+         * in CPU time with LP_NUM_THREADS=1 (best of 36 runs on a busy
+         * machine), 64 x 8 measured 1.3-1.5x the FP32 matmul, 32 x 8
+         * 1.3-1.6x, 32 x 16 (forward) 1.4-1.65x. */
         tn = 8;
         tm = ceil_div(m, ceil_div(m, 64));
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -151,6 +152,7 @@ static void encode_matmul_q4(const qat_graph *g, const qat_node *node, qat_dispa
     d->spec.values[4] = tn;
     d->spec.values[5] = fast;
     d->spec.values[6] = n % 4 == 0 && tn % 4 == 0;
+    d->spec.values[7] = in % 64 == 0;
     d->groups[0] = ceil_div(ceil_div(n, tn), d->spec.local[0]);
     d->groups[1] = ceil_div(ceil_div(m, tm), d->spec.local[1]);
     d->groups[2] = 1;
@@ -167,6 +169,8 @@ static void encode_matmul_q4(const qat_graph *g, const qat_node *node, qat_dispa
     d->push[1] = n;
     d->push[2] = k;
     d->push[3] = in;
+    d->push[4] = QAT_Q4_TABLE_DYNAMIC;
+    d->push[5] = QAT_Q4_TABLE_OFFSET;
 }
 
 const qat_op_def qat_op_matmul_q4_def = { "matmul_q4", encode_matmul_q4, backward_matmul_q4 };

@@ -17,16 +17,19 @@
 // view). Reading W as codes moves the cost from fetches to decoding: a
 // decoded weight is used by the TM rows of its lane, and decoding one code
 // (a 16-way select on the codebook held in registers, then the absmax
-// multiply) costs about 20 vector instructions, so TM is large (64). Measured
-// on lavapipe (ops/matmul_q4_vk.c) this runs at 1.3-1.6x the time of the FP32
-// matmul on the same shapes, with about the same instruction count.
+// multiply) costs about 20 vector instructions, so TM is large (64). On
+// lavapipe this executes about as many instructions as the FP32 matmul on
+// GPT's layer shapes (callgrind) and takes 1.3-1.5x its CPU time on one
+// thread; qat bench --only q4 saw 1.1-1.8x its wall time on a shared 2-core
+// machine.
 //
-// FAST (in % 64 == 0, out % 4 == 0, the GPT layers): W's rows start whole
-// blocks and whole words. The forward walks k 8 at a time: per column one
-// word (8 codes) and, every 64 k, one absmax. The input gradient needs TN = 8
-// adjacent columns of one W row per k: again one word and one absmax.
-// Otherwise a general path fetches every element on its own (slow; for odd
-// shapes only).
+// FAST (in % 8 == 0; the input gradient also needs out % 4 == 0): W's rows
+// start whole words, and a word (8 codes) never straddles two blocks of 64.
+// The forward walks k 8 at a time: per column one word and one absmax (only
+// every 64 k when in % 64 == 0, BLOCK_ROWS, as in GPT's layers). The input
+// gradient needs TN = 8 adjacent columns of one W row per k: again one word
+// and one absmax. Otherwise a general path fetches every element on its own
+// (slow; for odd shapes only).
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
@@ -37,6 +40,7 @@ layout(constant_id = 6) const uint TM = 4;            // rows per invocation
 layout(constant_id = 7) const uint TN = 4;            // columns per invocation (8 for FAST input gradients)
 layout(constant_id = 8) const bool FAST = false;
 layout(constant_id = 9) const bool VEC_C = false;     // n % 4 == 0 and TN % 4 == 0: store by vec4
+layout(constant_id = 10) const bool BLOCK_ROWS = false; // in % 64 == 0: every W row starts a block
 
 layout(set = 0, binding = 8) uniform samplerBuffer a4;        // x or dy, (rows, k)
 layout(set = 0, binding = 9) uniform usamplerBuffer packed4;  // 32 codes per texel
@@ -50,9 +54,8 @@ layout(std430, set = 0, binding = 6) writeonly buffer C4 { vec4 c4[]; };
 layout(push_constant) uniform Push {
     uint m, n, k;  // C (m, n), reduction k
     uint in_;      // W's row length
+    uint table_dynamic, table_offset; // QAT_Q4_TABLE_DYNAMIC, _OFFSET (the codebook is at 0)
 } pc;
-
-const uint TABLE_DYNAMIC = 16, TABLE_OFFSET = 272;
 
 float pick(vec4 v, uint i) { return i == 0u ? v.x : i == 1u ? v.y : i == 2u ? v.z : v.w; }
 uint upick(uvec4 v, uint i) { return i == 0u ? v.x : i == 1u ? v.y : i == 2u ? v.z : v.w; }
@@ -75,7 +78,7 @@ float block_absmax(uint b)
 {
     if (!DOUBLE_QUANT) return uintBitsToFloat(upick(texelFetch(absmax4, int(b >> 2)), b & 3u));
     uint code = (upick(texelFetch(absmax4, int(b >> 4)), (b >> 2) & 3u) >> ((b & 3u) * 8u)) & 255u;
-    float mapped = pick(texelFetch(table4, int((TABLE_DYNAMIC + code) >> 2)), code & 3u);
+    float mapped = pick(texelFetch(table4, int((pc.table_dynamic + code) >> 2)), (pc.table_dynamic + code) & 3u);
     precise float scaled = mapped * pick(texelFetch(scales4, int(b >> 10)), (b >> 8) & 3u);
     precise float a = scaled + absmax_offset;
     return a;
@@ -94,11 +97,7 @@ float dequant(uint q, float a)
 }
 
 // W element e on its own (the general path).
-float weight_at(uint e)
-{
-    uint w = upick(texelFetch(packed4, int(e >> 5)), (e >> 3) & 3u);
-    return dequant(nibble(w, e & 7u), block_absmax(e >> 6));
-}
+float weight_at(uint e) { return dequant(nibble(word_at(e & ~7u), e & 7u), block_absmax(e >> 6)); }
 
 float fetch1_a(uint idx) { return pick(texelFetch(a4, int(idx >> 2)), idx & 3u); }
 
@@ -108,7 +107,7 @@ void main()
     cb1 = texelFetch(table4, 1);
     cb2 = texelFetch(table4, 2);
     cb3 = texelFetch(table4, 3);
-    absmax_offset = DOUBLE_QUANT ? texelFetch(table4, int(TABLE_OFFSET >> 2)).x : 0.0;
+    absmax_offset = DOUBLE_QUANT ? pick(texelFetch(table4, int(pc.table_offset >> 2)), pc.table_offset & 3u) : 0.0;
 
     uint row0 = (gl_WorkGroupID.y * gl_WorkGroupSize.y + gl_LocalInvocationID.y) * TM;
     uint col0 = (gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * TN;
@@ -128,7 +127,7 @@ void main()
     if (FAST && MODE == 0) {
         float am[TN];
         for (uint k0 = 0; k0 < pc.k; k0 += 8) {
-            if ((k0 & 63u) == 0u)
+            if (!BLOCK_ROWS || (k0 & 63u) == 0u)
                 [[unroll]] for (uint j = 0; j < TN; j++) am[j] = block_absmax((cols[j] * pc.in_ + k0) >> 6);
             uint words[TN];
             [[unroll]] for (uint j = 0; j < TN; j++) words[j] = word_at(cols[j] * pc.in_ + k0);

@@ -177,8 +177,9 @@ static void check_device(qat_ctx *ctx, const q4_case *k, uint64_t seed)
     qat_q4_weight_free(&w);
 }
 
-/* The general path: no size is a multiple of 64, odd weight counts (a pad
- * nibble), short last blocks, more than 256 blocks (two scales). */
+/* The general path (in % 8 != 0, or out % 4 != 0 for the input gradient):
+ * odd weight counts (a pad nibble), short last blocks, more than 256 blocks
+ * (two scales). */
 Test(matmul_q4_vk, awkward_sizes_match_reference)
 {
     qat_ctx *ctx = test_gpu_ctx();
@@ -189,18 +190,23 @@ Test(matmul_q4_vk, awkward_sizes_match_reference)
         { QAT_Q4_FP4, false, true, true, 15, 11, 100 },
         { QAT_Q4_NF4, true, true, false, 5, 151, 129 },
         { QAT_Q4_FP4, true, false, false, 3, 64, 65 },
-        { QAT_Q4_NF4, false, true, false, 31, 4, 96 }, /* in % 64 != 0 though out % 4 == 0 */
+        { QAT_Q4_NF4, false, true, false, 31, 10, 36 }, /* in % 8 != 0 though in % 4 == 0 */
+        { QAT_Q4_FP4, true, true, true, 12, 10, 72 },   /* fast forward, general input gradient */
     };
     for (size_t i = 0; i < QAT_ARRAY_LEN(cases); i++) check_device(ctx, &cases[i], 100 + i);
     test_gpu_done(ctx);
 }
 
-/* The fast path (in % 64 == 0, out % 4 == 0), rows not a multiple of the
- * row block, columns not a multiple of the column block. */
+/* The fast path (in % 8 == 0, out % 4 == 0), rows not a multiple of the row
+ * block, columns not a multiple of the column block; W rows that start
+ * mid-block (in % 64 != 0) and ones that start blocks. */
 Test(matmul_q4_vk, aligned_sizes_match_reference)
 {
     qat_ctx *ctx = test_gpu_ctx();
     static const q4_case cases[] = {
+        { QAT_Q4_NF4, true, true, false, 17, 12, 40 },
+        { QAT_Q4_FP4, false, false, true, 9, 8, 96 },
+        { QAT_Q4_NF4, true, false, false, 3, 256, 784 }, /* the mlp's fc1 (784 -> 256) */
         { QAT_Q4_NF4, true, true, false, 33, 12, 64 },
         { QAT_Q4_FP4, true, false, true, 21, 20, 192 },
         { QAT_Q4_NF4, false, false, true, 6, 8, 128 },
