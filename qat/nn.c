@@ -7,6 +7,7 @@
 
 #include "ops/ops_vk.h"
 #include "qat/nn_internal.h"
+#include "qat/q4.h"
 #include "qat/rng.h"
 
 static const char *const model_names[QAT_MODEL_KIND_COUNT] = { "mlp", "cnn", "gpt" };
@@ -175,6 +176,24 @@ int qat_model_layer_begin(qat_graph *g, qat_model *m, const qat_model_quant *q, 
     l->weight = m->params[info->weight];
     l->bias = m->params[info->bias];
     l->in_scale = l->in_zero_point = l->w_scale = l->w_zero_point = -1;
+    l->lora_a = l->lora_b = -1;
+    l->q4 = false;
+    if (m->lora && m->lora->layer[index] && m->lora->q4_base) {
+        char name[96];
+        snprintf(name, sizeof name, "%s.weight", info->name);
+        l->q4 = true;
+        l->q4_weight = qat_q4_weight_add(g, name, m->lora->q4_type, info->rows, info->cols, m->lora->double_quant);
+        QAT_ASSERT(!(q && q->weight[index].enabled));
+    }
+    if (m->lora && m->lora->layer[index]) {
+        QAT_ASSERT_MSG(!info->conv, "LoRA adapters apply to linear layers");
+        char name[96];
+        int64_t a_shape[2] = { m->lora->rank, info->cols }, b_shape[2] = { info->rows, m->lora->rank };
+        snprintf(name, sizeof name, "%s.lora_A.weight", info->name);
+        l->lora_a = qat_param(g, name, 2, a_shape, true);
+        snprintf(name, sizeof name, "%s.lora_B.weight", info->name);
+        l->lora_b = qat_param(g, name, 2, b_shape, true);
+    }
     l->input_raw = x;
     if (q && q->input[index].enabled)
         x = fake_quant(g, x, info->name, "input", &q->input[index], &l->in_scale, &l->in_zero_point);
@@ -191,7 +210,15 @@ int qat_model_linear(qat_graph *g, qat_model *m, const qat_model_quant *q, int x
 {
     int index = m->nlayers;
     int w = qat_model_layer_begin(g, m, q, index, x, &x);
-    return qat_matmul_ex(g, x, w, false, true, m->layers[index].bias, epilogue);
+    const qat_model_layer *l = &m->layers[index];
+    if (l->lora_a < 0) return qat_matmul_ex(g, x, w, false, true, l->bias, epilogue);
+    QAT_ASSERT_MSG(epilogue == QAT_EPILOGUE_BIAS, "a LoRA layer adds its adapters after the bias: no fused relu");
+    int y = l->q4 ? qat_matmul_q4(g, x, &l->q4_weight, l->bias) : qat_matmul_ex(g, x, w, false, true, l->bias, epilogue);
+    const qat_model_lora *lora = m->lora;
+    int xd = lora->dropout > 0 ? qat_dropout(g, x, lora->dropout, lora->seed, (uint32_t)index) : x;
+    int down = qat_matmul(g, xd, l->lora_a, false, true);  /* (rows, rank) */
+    int up = qat_matmul(g, down, l->lora_b, false, true);  /* (rows, out) */
+    return qat_add(g, y, qat_scale(g, up, lora->alpha / (float)lora->rank));
 }
 
 static int conv_relu_pool(qat_graph *g, qat_model *m, const qat_model_quant *q, int x)
@@ -212,16 +239,27 @@ void qat_model_build(qat_graph *g, const qat_model_desc *d, int batch, bool trai
 void qat_model_build_quant(qat_graph *g, const qat_model_desc *d, int batch, bool trainable,
                            const qat_model_quant *q, qat_model *m)
 {
+    qat_model_build_opts o = { .trainable = trainable, .quant = q };
+    qat_model_build_ex(g, d, batch, &o, m);
+}
+
+void qat_model_build_ex(qat_graph *g, const qat_model_desc *d, int batch, const qat_model_build_opts *o,
+                        qat_model *m)
+{
     memset(m, 0, sizeof *m);
     m->desc = d;
+    m->lora = o->lora;
     m->kind = d->config.kind;
     m->batch = batch;
+    const qat_model_quant *q = o->quant;
     /* Every parameter up front, in the description's order: checkpoints and
      * initialisation streams follow that order. */
     for (int i = 0; i < d->nparams; i++) {
         const qat_param_info *p = &d->params[i];
-        m->params[i] = qat_param(g, p->name, p->ndim, p->shape, trainable);
         m->param_count += p->numel;
+        bool q4_weight = o->lora && o->lora->q4_base && p->layer >= 0 && o->lora->layer[p->layer] &&
+                         d->layers[p->layer].weight == i;
+        m->params[i] = q4_weight ? -1 : qat_param(g, p->name, p->ndim, p->shape, o->trainable);
     }
     m->nparams = d->nparams;
     int h;
@@ -275,6 +313,25 @@ void qat_model_init_values(const qat_model_desc *d, uint64_t seed, float **value
             }
         }
     }
+}
+
+qat_status qat_model_init_lora(qat_graph *g, const qat_model *m, uint64_t seed)
+{
+    qat_status st = QAT_OK;
+    for (int i = 0; i < m->nlayers && st == QAT_OK; i++) {
+        const qat_model_layer *l = &m->layers[i];
+        if (l->lora_a < 0) continue;
+        const qat_tensor *a = qat_tensor_get(g, l->lora_a), *b = qat_tensor_get(g, l->lora_b);
+        float *values = qat_xcalloc((size_t)(a->numel > b->numel ? a->numel : b->numel), sizeof *values);
+        float bound = 1.0f / sqrtf((float)a->shape[1]);
+        qat_rng rng = qat_rng_init(seed, QAT_RNG_STREAM_LORA + (uint64_t)i);
+        for (int64_t j = 0; j < a->numel; j++) values[j] = qat_rng_uniform_range(&rng, -bound, bound);
+        st = qat_tensor_write(g, l->lora_a, values);
+        memset(values, 0, (size_t)b->numel * sizeof *values);
+        if (st == QAT_OK) st = qat_tensor_write(g, l->lora_b, values);
+        free(values);
+    }
+    return st;
 }
 
 qat_status qat_model_init_params(qat_graph *g, const qat_model *m, uint64_t seed)

@@ -17,6 +17,7 @@
 #define QAT_NN_H
 
 #include "ops/ops.h"
+#include "ops/q4_format.h"
 #include "qat/graph.h"
 
 typedef enum qat_model_kind { QAT_MODEL_MLP, QAT_MODEL_CNN, QAT_MODEL_GPT, QAT_MODEL_KIND_COUNT } qat_model_kind;
@@ -115,8 +116,36 @@ typedef struct qat_model_quant {
     bool expose_inputs;
 } qat_model_quant;
 
+/* LoRA adapters (Hu et al. 2021) on chosen layers, as PEFT defines them:
+ * y = base(x) + (alpha / rank) * dropout(x) A^T B^T with A (rank, in) and
+ * B (out, rank), parameters NAME.lora_A.weight and NAME.lora_B.weight. The
+ * model's own parameters are frozen (qat_model_build_opts.trainable false)
+ * while gradients flow through them to the adapters of earlier layers. */
+typedef struct qat_model_lora {
+    bool layer[QAT_MODEL_MAX_LAYERS];  /* adapters on these layers */
+    int rank;
+    float alpha;
+    float dropout;                     /* on the adapters' input, [0, 1) */
+    uint64_t seed;                     /* of the dropout masks */
+    /* QLoRA: the adapted layers' weights exist on the device only as 4-bit
+     * codes (qat_matmul_q4; their tensors are made by qat_q4_weight_add and
+     * filled by the caller), not as FP32 parameters (m->params[w] is -1). */
+    bool q4_base;
+    qat_q4_type q4_type;
+    bool double_quant;
+} qat_model_lora;
+
+typedef struct qat_model_build_opts {
+    bool trainable;                    /* the model's own parameters */
+    const qat_model_quant *quant;      /* fake quantization, or NULL */
+    const qat_model_lora *lora;        /* adapters, or NULL */
+} qat_model_build_opts;
+
 typedef struct qat_model_layer {
-    int weight, bias;      /* parameters */
+    int weight, bias;      /* parameters (weight -1 for a 4-bit base) */
+    int lora_a, lora_b;    /* adapter parameters, or -1 */
+    bool q4;               /* the weight is the 4-bit q4_weight */
+    qat_q4_weight_tensors q4_weight;
     int input;             /* what the layer consumes (after input quantization) */
     int input_raw;         /* the input before quantization */
     int in_scale, in_zero_point;  /* -1 when not quantized */
@@ -125,6 +154,7 @@ typedef struct qat_model_layer {
 
 typedef struct qat_model {
     const qat_model_desc *desc;  /* not owned; outlives the model */
+    const qat_model_lora *lora;  /* likewise, or NULL */
     qat_model_kind kind;
     int batch;
     /* Inputs: mlp (batch, 784) F32, cnn (batch, 1, 28, 28) F32, gpt
@@ -149,6 +179,14 @@ void qat_model_build(qat_graph *g, const qat_model_desc *d, int batch, bool trai
 /* The same with fake quantization where q says (NULL: none). */
 void qat_model_build_quant(qat_graph *g, const qat_model_desc *d, int batch, bool trainable,
                            const qat_model_quant *q, qat_model *out);
+/* The same with every option. */
+void qat_model_build_ex(qat_graph *g, const qat_model_desc *d, int batch, const qat_model_build_opts *o,
+                        qat_model *out);
+/* Initial adapter values: A uniform in +-1/sqrt(in) (PEFT's Kaiming-uniform
+ * with a = sqrt(5)), B zeros, so training starts from the base model. Layer
+ * l's A draws from stream QAT_RNG_STREAM_LORA + l of `seed`. */
+enum { QAT_RNG_STREAM_LORA = 1 << 22 };
+qat_status qat_model_init_lora(qat_graph *g, const qat_model *m, uint64_t seed);
 
 /* Initial values from a counter-based RNG: parameter i draws from stream i
  * of `seed`, so the values do not depend on the device. mlp and cnn use

@@ -505,5 +505,51 @@ Test(cli, gpt_trains_finetunes_and_quantizes_on_text, .timeout = 600)
         cr_expect(fabs(eval_bpc - q_bpc) < 1e-4, "%s: summary val_bpc %f, qat eval %f", args[0], q_bpc, eval_bpc);
         free(summary);
     }
+
+    /* QLoRA over NF4 (merged: qat eval reproduces its val_bpc) and plain
+     * LoRA over the FP32 base. */
+    const char *bases[2] = { "nf4", "fp32" };
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/qlora-%s", dir, bases[k]);
+        run_qat(&r, (const char *[]){ "qlora", "--ckpt", ckpt, "--data", "fortunes:debian", "--forget-data",
+                                      "fortunes:linuxcookie", "--base", bases[k], "--rank", "2", "--steps", "20",
+                                      "--lr", "0.01", "--batch", "4", "--merge", "--out", path, "--quiet", NULL });
+        cr_assert_eq(r.status, 0, "qat qlora --base %s failed: %s", bases[k], r.err);
+        char file[300];
+        snprintf(file, sizeof file, "%s/summary.json", path);
+        summary = read_file(file, &na);
+        double q_bpc = json_number(summary, "val_bpc"), base_bpc = json_number(summary, "base_val_bpc");
+        cr_expect(fabs(base_bpc - val_bpc) < 1e-6, "qlora %s: base_val_bpc %f vs %f", bases[k], base_bpc, val_bpc);
+        cr_expect(q_bpc < json_number(summary, "quantized_base_val_bpc"), "qlora %s did not learn: %s", bases[k],
+                  summary);
+        /* 6 adapted 16x16 or 16x64 layers, rank 2: A and B each. */
+        cr_expect_eq(json_number(summary, "trainable_params"), 4 * 2 * (16 + 16) + 2 * 2 * (16 + 64));
+        cr_expect(json_number(summary, "forget_val_bpc") > 1, "%s", summary);
+        /* At this toy size every 4-bit tensor's 256-byte alignment and each
+         * layer's 1104-byte table dominate: 2048 bytes per 16x16 layer and
+         * 2304 per 16x64 one (the default gpt's layers take 0.56 bytes per
+         * weight, tests/test_q4.c). */
+        double bytes = json_number(summary, "base_bytes_per_param");
+        double want = k == 0 ? (4 * 2048 + 2 * 2304) / (4 * 256 + 2 * 1024.0) : 4;
+        cr_expect(fabs(bytes - want) < 1e-9, "qlora %s: %g base bytes per parameter, expected %g", bases[k], bytes,
+                  want);
+        snprintf(file, sizeof file, "%s/merged.safetensors", path);
+        run_qat(&r, (const char *[]){ "eval", "--ckpt", file, "--data", "fortunes:debian", "--batch", "4", NULL });
+        cr_assert_eq(r.status, 0, "qat eval of the merged checkpoint failed: %s", r.err);
+        eval_bpc = strtod(strstr(r.out, "val_bpc ") + 8, NULL);
+        cr_expect(fabs(eval_bpc - q_bpc) < 1e-3, "qlora %s: val_bpc %f, merged checkpoint %f", bases[k], q_bpc,
+                  eval_bpc);
+        snprintf(file, sizeof file, "%s/base.safetensors", path);
+        cr_expect_eq(access(file, R_OK), 0);
+        snprintf(file, sizeof file, "%s/adapters.safetensors", path);
+        cr_expect_eq(access(file, R_OK), 0);
+        free(summary);
+    }
+    expect_error((const char *[]){ "qlora", "--ckpt", ckpt, "--data", "fortunes:debian", "--rank", "99", "--out",
+                                   path, NULL },
+                 1, "--rank 99", "width 16");
+    expect_error((const char *[]){ "qlora", "--ckpt", ckpt, "--data", "fortunes:debian", "--base", "int4", "--out",
+                                   path, NULL },
+                 2, "--base", "'int4'");
     test_rmtree(dir);
 }

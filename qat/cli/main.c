@@ -9,10 +9,11 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
-    { "train", cmd_train, "train a model on Fashion-MNIST and write a checkpoint" },
-    { "eval", cmd_eval, "print the test accuracy of a checkpoint (FP32 or quantized)" },
+    { "train", cmd_train, "train a model (mlp, cnn on Fashion-MNIST; gpt on text) and write a checkpoint" },
+    { "eval", cmd_eval, "print the test accuracy (or val_bpc) of a checkpoint (FP32 or quantized)" },
     { "ptq", cmd_ptq, "post-training quantization of a checkpoint (round-to-nearest or GPTQ)" },
     { "qat", cmd_qat, "quantization-aware fine-tuning of a checkpoint (STE, LSQ or PACT)" },
+    { "qlora", cmd_qlora, "fine-tune a gpt through LoRA adapters over a frozen NF4 (or FP4, FP32) base" },
     { "run", cmd_run, "run an experiment's grid (experiments/NAME.ini) and write its report" },
     { "report", cmd_report, "rebuild an experiment's results.csv and report from its runs" },
     { "devices", cmd_devices, "list the Vulkan devices and mark the one qat would use" },
@@ -26,7 +27,7 @@ static void usage(FILE *out)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'qat COMMAND --help' for a command's options.\n"
                  "Environment: QAT_DEVICE (device index or name), QAT_VK_VALIDATE=1 (Vulkan validation),\n"
-                 "QAT_FASHION_MNIST_DIR (dataset directory).\n");
+                 "QAT_FASHION_MNIST_DIR, QAT_FORTUNES_DIR (dataset directories).\n");
 }
 
 int main(int argc, char **argv)
