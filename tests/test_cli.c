@@ -418,13 +418,8 @@ Test(cli, gpt_flags_and_files_name_the_problem)
  * on text write checkpoints whose val_bpc `qat eval` reproduces. */
 Test(cli, gpt_trains_finetunes_and_quantizes_on_text, .timeout = 600)
 {
-    if (access("/usr/share/games/fortunes/debian", R_OK) != 0 && !getenv("QAT_FORTUNES_DIR"))
-        cr_skip_test("the fortunes corpus is not installed (Debian package fortunes)");
-    qat_device_info *devs;
-    int count, chosen;
-    qat_status st = qat_devices_list(NULL, &devs, &count, &chosen);
-    free(devs);
-    if (st != QAT_OK) cr_skip_test("no usable Vulkan device: %s", qat_error_message());
+    if (!test_have_fortunes_and_device())
+        cr_skip_test("needs the fortunes corpus (Debian package fortunes) and a Vulkan device");
     char dir[] = "/tmp/qat-gpt-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     char out[2][128], path[256], ckpt[256];

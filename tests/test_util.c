@@ -95,16 +95,27 @@ double test_rel_max_err(const float *a, const float *b, size_t n, double floor)
     return err / scale;
 }
 
-bool test_have_data_and_device(void)
+bool test_have_device(void)
 {
-    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0 &&
-        !getenv("QAT_FASHION_MNIST_DIR"))
-        return false;
     qat_device_info *devs;
     int count, chosen;
     qat_status st = qat_devices_list(NULL, &devs, &count, &chosen);
     free(devs);
     return st == QAT_OK;
+}
+
+bool test_have_data_and_device(void)
+{
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0 &&
+        !getenv("QAT_FASHION_MNIST_DIR"))
+        return false;
+    return test_have_device();
+}
+
+bool test_have_fortunes_and_device(void)
+{
+    if (access("/usr/share/games/fortunes/debian", R_OK) != 0 && !getenv("QAT_FORTUNES_DIR")) return false;
+    return test_have_device();
 }
 
 void test_random_mlp(qat_qmodel *qm, uint64_t seed, float bound)

@@ -47,6 +47,9 @@ double test_rel_max_err(const float *a, const float *b, size_t n, double floor);
 /* Fashion-MNIST installed and a Vulkan device present: what the end-to-end
  * tests need (they skip otherwise). */
 bool test_have_data_and_device(void);
+/* A Vulkan device; the fortunes corpus and a device (the gpt's tests). */
+bool test_have_device(void);
+bool test_have_fortunes_and_device(void);
 
 /* An FP32 mlp with every parameter uniform in +-bound (bound <= 0: the
  * layer's 1 / sqrt(fan_in)) from test_rng {seed}, weight then bias per layer;

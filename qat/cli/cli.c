@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "qat/common.h"
@@ -43,6 +44,28 @@ bool cli_parse_float(const char *cmd, const char *flag, const char *value, doubl
         return false;
     }
     *out = v;
+    return true;
+}
+
+bool cli_parse_optimizer(const char *cmd, const char *value, qat_optim_kind *out)
+{
+    if (strcmp(value, "adamw") == 0) *out = QAT_OPTIM_ADAMW;
+    else if (strcmp(value, "sgd") == 0) *out = QAT_OPTIM_SGD;
+    else {
+        fprintf(stderr, "qat %s: --optimizer: expected adamw or sgd, got '%s'\n", cmd, value);
+        return false;
+    }
+    return true;
+}
+
+bool cli_parse_schedule(const char *cmd, const char *value, qat_schedule_kind *out)
+{
+    if (strcmp(value, "cosine") == 0) *out = QAT_SCHEDULE_COSINE;
+    else if (strcmp(value, "constant") == 0) *out = QAT_SCHEDULE_CONSTANT;
+    else {
+        fprintf(stderr, "qat %s: --schedule: expected cosine or constant, got '%s'\n", cmd, value);
+        return false;
+    }
     return true;
 }
 

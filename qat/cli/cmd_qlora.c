@@ -142,12 +142,7 @@ int cmd_qlora(int argc, char **argv)
     }
     o.optim = qat_optim_defaults(QAT_OPTIM_ADAMW, lr);
     o.optim.weight_decay = weight_decay;
-    if (strcmp(schedule, "cosine") == 0) o.optim.schedule = QAT_SCHEDULE_COSINE;
-    else if (strcmp(schedule, "constant") == 0) o.optim.schedule = QAT_SCHEDULE_CONSTANT;
-    else {
-        fprintf(stderr, "qat qlora: --schedule: expected cosine or constant, got '%s'\n", schedule);
-        return 2;
-    }
+    if (!cli_parse_schedule(cmd, schedule, &o.optim.schedule)) return 2;
     o.optim.warmup_steps = (int)warmup;
     qat_qlora_result r;
     if (qat_qlora_run(&o, &r) != QAT_OK) return cli_fail(cmd);

@@ -209,21 +209,11 @@ static int run_quantize(int argc, char **argv, bool is_qat)
     }
     if (is_qat) {
         qat_optim_kind kind;
-        if (strcmp(optimizer, "adamw") == 0) kind = QAT_OPTIM_ADAMW;
-        else if (strcmp(optimizer, "sgd") == 0) kind = QAT_OPTIM_SGD;
-        else {
-            fprintf(stderr, "qat qat: --optimizer: expected adamw or sgd, got '%s'\n", optimizer);
-            return 2;
-        }
+        if (!cli_parse_optimizer(cmd, optimizer, &kind)) return 2;
         o.optim = qat_optim_defaults(kind, lr > 0 ? lr : kind == QAT_OPTIM_ADAMW ? 1e-4 : 0.005);
         if (momentum >= 0) o.optim.momentum = momentum;
         o.optim.weight_decay = weight_decay;
-        if (strcmp(schedule, "cosine") == 0) o.optim.schedule = QAT_SCHEDULE_COSINE;
-        else if (strcmp(schedule, "constant") == 0) o.optim.schedule = QAT_SCHEDULE_CONSTANT;
-        else {
-            fprintf(stderr, "qat qat: --schedule: expected cosine or constant, got '%s'\n", schedule);
-            return 2;
-        }
+        if (!cli_parse_schedule(cmd, schedule, &o.optim.schedule)) return 2;
         o.optim.warmup_steps = (int)warmup;
     }
     qat_quantize_result r;

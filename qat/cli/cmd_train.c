@@ -149,21 +149,11 @@ int cmd_train(int argc, char **argv)
         return 2;
     }
     qat_optim_kind kind;
-    if (strcmp(optimizer, "adamw") == 0) kind = QAT_OPTIM_ADAMW;
-    else if (strcmp(optimizer, "sgd") == 0) kind = QAT_OPTIM_SGD;
-    else {
-        fprintf(stderr, "qat train: --optimizer: unknown optimizer '%s' (expected adamw or sgd)\n", optimizer);
-        return 2;
-    }
+    if (!cli_parse_optimizer(cmd, optimizer, &kind)) return 2;
     o.optim = qat_optim_defaults(kind, lr > 0 ? lr : kind == QAT_OPTIM_ADAMW ? 1e-3 : 0.05);
     if (momentum >= 0) o.optim.momentum = momentum;
     if (weight_decay >= 0) o.optim.weight_decay = weight_decay;
-    if (strcmp(schedule, "cosine") == 0) o.optim.schedule = QAT_SCHEDULE_COSINE;
-    else if (strcmp(schedule, "constant") == 0) o.optim.schedule = QAT_SCHEDULE_CONSTANT;
-    else {
-        fprintf(stderr, "qat train: --schedule: unknown schedule '%s' (expected cosine or constant)\n", schedule);
-        return 2;
-    }
+    if (!cli_parse_schedule(cmd, schedule, &o.optim.schedule)) return 2;
     o.optim.warmup_steps = (int)warmup;
     qat_train_result r;
     if (qat_train_run(&o, &r) != QAT_OK) return cli_fail(cmd);
