@@ -115,6 +115,13 @@ qat_status quant_run_begin(quant_run *run, const qat_quantize_options *o, qat_qu
     qat_qconfig_uniform(&run->qc, &run->fp32.desc, o->wbits, o->abits, o->granularity, o->group);
     run->qc.weight_symmetric = o->weight_symmetric;
     run->qc.act_symmetric = o->act_symmetric;
+    /* The gpt's uniform bits apply to the linear layers of its blocks: its
+     * output head stays FP32, as QLoRA (and bitsandbytes' 4-bit loading)
+     * leaves it, so the methods compare on the same quantized weights. A
+     * bit map may still name it. */
+    for (int i = 0; i < run->qc.nlayers; i++)
+        if (run->fp32.desc.config.kind == QAT_MODEL_GPT && strncmp(run->fp32.desc.layers[i].name, "blocks.", 7) != 0)
+            run->qc.layers[i].wbits = run->qc.layers[i].abits = 0;
     if (o->bits_map) QAT_TRY(qat_qconfig_load_bits_map(&run->qc, o->bits_map));
     if (o->ends_8bit) qat_qconfig_set_ends_8bit(&run->qc);
     qmodel_copy(&run->fp32, &run->qm);

@@ -9,7 +9,9 @@
 static const char common_help[] =
     "  --ckpt FILE          FP32 checkpoint written by 'qat train' (required)\n"
     "  --out DIR            output directory (required; created if missing)\n"
-    "  --wbits N            weight bits, 2..8 or fp32 (required)\n"
+    "  --wbits N            weight bits, 2..8 or fp32 (required); on a gpt, of the\n"
+    "                       blocks' linear layers (its head stays FP32 unless a\n"
+    "                       --bits-map names it)\n"
     "  --abits N            bits of each quantized layer's input, 2..8 or fp32 (required)\n"
     "  --granularity G      weights: tensor, channel or group:G along the input\n"
     "                       (default channel; inputs are always per tensor)\n"
