@@ -216,9 +216,12 @@ int qat_model_linear(qat_graph *g, qat_model *m, const qat_model_quant *q, int x
     int y = l->q4 ? qat_matmul_q4(g, x, &l->q4_weight, l->bias) : qat_matmul_ex(g, x, w, false, true, l->bias, epilogue);
     const qat_model_lora *lora = m->lora;
     int xd = lora->dropout > 0 ? qat_dropout(g, x, lora->dropout, lora->seed, (uint32_t)index) : x;
-    int down = qat_matmul(g, xd, l->lora_a, false, true);  /* (rows, rank) */
-    int up = qat_matmul(g, down, l->lora_b, false, true);  /* (rows, out) */
-    return qat_add(g, y, qat_scale(g, up, lora->alpha / (float)lora->rank));
+    /* alpha / rank scales the rank-wide down projection rather than the
+     * out-wide result: the same product, a pass over out / rank times fewer
+     * elements. */
+    int down = qat_scale(g, qat_matmul(g, xd, l->lora_a, false, true), lora->alpha / (float)lora->rank);
+    int up = qat_matmul(g, down, l->lora_b, false, true); /* (rows, out) */
+    return qat_add(g, y, up);
 }
 
 static int conv_relu_pool(qat_graph *g, qat_model *m, const qat_model_quant *q, int x)
