@@ -22,6 +22,11 @@
 
 #include "qat/common.h"
 
+/* The header of a gpt experiment's results.csv (qat/runner.h writes it). */
+#define QAT_REPORT_TEXT_RESULTS_HEADER                                                             \
+    "run_id,kind,algorithm,source,w_bits,a_bits,granularity,seed,val_bpc,forget_bpc,start_val_bpc," \
+    "trainable_params,model_bytes,seconds,peak_device_bytes"
+
 typedef struct qat_report_options {
     const char *run_dir;        /* runs/NAME */
     const char *device;         /* for the image grid's predictions; NULL: the preferred one */
