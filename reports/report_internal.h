@@ -206,8 +206,64 @@ typedef struct report_grid_info {
 qat_status report_grid_build(const char *fp32_checkpoint, const char *low_checkpoint, const char *device,
                              const char *data_dir, const char *png_path, report_grid_info *info);
 
-/* --- text helpers (report.c) --- */
+/* --- the page (report_page.c): what image and gpt reports share --- */
 
 void report_html_escape(qat_strbuf *sb, const char *s);
+/* Markdown table cells: '|' would end the cell, a newline the row. */
+void report_md_escape(qat_strbuf *sb, const char *s);
+bool report_file_exists(const char *path);
+/* "89.53 ± 0.12"; with one value there is no spread to show. */
+void report_format_pm(char *out, size_t size, double mean, double std, int n, int decimals);
+
+/* A table, written as HTML and as Markdown from the same cells. */
+typedef struct report_table {
+    int ncols, nrows;
+    const char *const *header;
+    const bool *numeric;       /* per column: right-aligned */
+    char **cells;              /* nrows * ncols */
+    bool *emphasis;            /* per row */
+} report_table;
+
+void report_table_init(report_table *t, int ncols, const char *const *header, const bool *numeric);
+/* ncols const char * cells follow. */
+void report_table_row(report_table *t, bool emphasis, ...);
+void report_table_free(report_table *t);
+void report_table_html(qat_strbuf *sb, const report_table *t);
+void report_table_md(qat_strbuf *sb, const report_table *t);
+
+/* Distinct values of the runs' summary.json fields. */
+typedef struct report_env {
+    report_notes devices, drivers, commits, models;
+    int missing;                                     /* runs without summary.json */
+    char first_missing[160];
+} report_env;
+
+/* Reads RUN_DIR/ID/summary.json of each run, those marked baseline first (their
+ * values lead the lists); missing and unreadable ones become notes. */
+void report_env_read(const char *run_dir, const char *const *run_ids, const bool *baseline, int n, report_env *env,
+                     report_notes *notes);
+void report_env_free(report_env *env);
+/* The items joined by "; ", or `none` for none. */
+void report_join(qat_strbuf *sb, const report_notes *list, const char *none);
+
+extern const char report_css[];
+void report_html_figure(qat_strbuf *sb, const report_figure *f, const char *alt);
+void report_md_figure(qat_strbuf *sb, const report_figure *f, const char *alt);
+/* "1, 2, 3" */
+void report_seeds_text(const uint64_t *seeds, int n, char *out, size_t size);
+/* The last component of the run directory. */
+void report_experiment_name(const char *run_dir, char *out, size_t size);
+
+/* The end of a page: notes, environment, the experiment spec (and, in HTML,
+ * the closing tags). */
+typedef struct report_tail {
+    const report_notes *notes;
+    const report_env *env;
+    const char *seeds, *run_dir, *generated;
+    const char *experiment_ini;  /* NULL: not found */
+} report_tail;
+
+void report_tail_html(qat_strbuf *sb, const report_tail *t);
+void report_tail_md(qat_strbuf *sb, const report_tail *t);
 
 #endif
