@@ -433,13 +433,32 @@ static void report_free(report *rp)
     free(rp->experiment_ini);
 }
 
+/* Whether results.csv has the gpt's header (a missing or unreadable file is
+ * left to the image reader to name). */
+static bool results_are_text(const char *path)
+{
+    void *text;
+    size_t size;
+    if (qat_file_read_all(path, &text, &size) != QAT_OK) {
+        qat_error_clear();
+        return false;
+    }
+    size_t n = strlen(QAT_REPORT_TEXT_RESULTS_HEADER);
+    const char *t = text;
+    bool yes = size >= n && memcmp(t, QAT_REPORT_TEXT_RESULTS_HEADER, n) == 0 &&
+               (t[n] == '\n' || t[n] == '\0' || (t[n] == '\r' && (t[n + 1] == '\n' || t[n + 1] == '\0')));
+    free(text);
+    return yes;
+}
+
 qat_status qat_report_build(const qat_report_options *o)
 {
     if (!o || !o->run_dir || !*o->run_dir) return qat_error_set(QAT_ERR_INVALID, "report: no run directory given");
-    report *rp = qat_xcalloc(1, sizeof *rp);
-    rp->o = o;
     char path[4400], plots_dir[4200];
     snprintf(path, sizeof path, "%s/results.csv", o->run_dir);
+    if (results_are_text(path)) return report_text_build(o);
+    report *rp = qat_xcalloc(1, sizeof *rp);
+    rp->o = o;
     report_run *runs;
     int nruns;
     qat_status st = report_results_load(path, &runs, &nruns);
