@@ -225,6 +225,33 @@ Test(runner_gpt, results_csv_from_made_up_run_directories, .timeout = 240)
     free(runs);
 }
 
+/* Without [finetune] the pretraining corpus is the only domain: the
+ * baseline's own val_bpc, no forget bpc. */
+Test(runner_gpt, a_baseline_alone_reports_its_own_bpc, .timeout = 240)
+{
+    static const char spec[] = "[experiment]\nname = alone\nmodel = gpt\n[baseline]\nsteps = 5\n";
+    char root[600], path[1200];
+    snprintf(root, sizeof root, "%s/runs/alone", test_tmpdir);
+    cr_assert_eq(qat_mkdir_p(root), QAT_OK);
+    snprintf(path, sizeof path, "%s/experiment.ini", root);
+    write_text(path, spec);
+    qat_experiment e;
+    cr_assert_eq(qat_experiment_load(path, &e), QAT_OK, "%s", qat_error_message());
+    qat_run_spec *runs;
+    int count;
+    cr_assert_eq(qat_experiment_expand(&e, &runs, &count), QAT_OK);
+    cr_assert_eq(count, 1);
+    make_run(root, &runs[0], "{\"val_bpc\": 3.25, \"trainable_params\": 100, \"model_bytes\": 400, "
+                             "\"wall_seconds\": 2, \"peak_device_bytes\": 5}", true);
+    qat_runner_report(root, NULL, NULL, true);
+    snprintf(path, sizeof path, "%s/results.csv", root);
+    char *csv = slurp(path), expected[512];
+    snprintf(expected, sizeof expected, "%s\n%s,baseline,fp32,,32,32,,1,3.250000,,,100,400,2.000,5\n",
+             QAT_REPORT_TEXT_RESULTS_HEADER, runs[0].id);
+    cr_expect_str_eq(csv, expected);
+    free(csv), free(runs);
+}
+
 /* --- end to end --- */
 
 static const char TINY_SPEC[] = "[experiment]\nname = tinygpt\nmodel = gpt\ndataset = fortunes:linuxcookie\nseeds = 1\n"
