@@ -220,8 +220,8 @@ typedef struct report_text_config {
     int nruns;
     int *runs;                 /* indices into report_text_data.runs */
     report_arm arm;
-    char label[256];           /* "(a) fine-tune then quantize: FP32 fine-tune + PTQ-GPTQ W4" */
-    char short_label[96];      /* "(a) FT+GPTQ W4", for plots */
+    char label[320];           /* "(a) fine-tune then quantize: FP32 fine-tune + PTQ-GPTQ W4" */
+    char short_label[192];     /* "(a) FT+GPTQ W4", for plots */
     /* Over the seeds with a value (n_*); NAN for none. */
     double target_mean, target_std, forget_mean, forget_std;
     double delta_mean, delta_std; /* target bpc minus the same seed's pretrained base's */
