@@ -93,7 +93,7 @@
  *
  *   [qat]                         ; arm (c): from the base, on the target domain
  *   steps = 300                   ; instead of epochs
- *   lr = 1e-4
+ *   lr = 1e-4                     ; AdamW, cosine, no warm-up or weight decay
  *   calib = 8
  *   eval_every = 50
  *
@@ -109,8 +109,9 @@
  *
  * Defaults are the values shown, those of `qat train --model gpt`, `qat
  * train --init`, `qat ptq`, `qat qat` and `qat qlora` on a gpt, except that
- * every fine-tuning arm defaults to 300 steps and eval_every 50 (so the
- * arms compare at one budget and the report draws their curves). Ranges:
+ * the fine-tune takes 300 steps (as QAT and QLoRA do) and every fine-tuning
+ * arm evaluates every 50 steps (so the arms compare at one budget and the
+ * report draws their curves). Ranges:
  * steps 1..100000000, eval_every and warmup 0..100000000, lr (0, 100],
  * weight_decay [0, 10]. A gpt experiment with [ptq], [qat] or [qlora]
  * needs [finetune]. epochs, val and train_limit ([baseline]) and epochs

@@ -36,6 +36,13 @@ static bool gnuplot_installed(void)
     return system("command -v gnuplot >/dev/null 2>&1") == 0;
 }
 
+/* Only the end-to-end test has a timeout: Criterion 2.4.1's timeout
+ * watchdog leaks 48 bytes in the runner process when a test with an earlier
+ * deadline starts while another's timeout is pending (seen here as a short
+ * timeout starting during test_runner.c's 900 s one; main's binary leaks the
+ * same with --filter '@(report|runner|cli)/ *'), and the sanitizer build
+ * fails on the leak. */
+
 /* --- shards --- */
 
 static const char SHARD_SPEC[] = "[experiment]\nname = s\nmodel = gpt\nseeds = 1, 2\n"
@@ -124,7 +131,7 @@ static void run_path(const char *root, const qat_run_spec *r, const char *file, 
     snprintf(out, size, "%s/%s/%s", root, r->id, file);
 }
 
-Test(runner_gpt, results_csv_from_made_up_run_directories, .timeout = 240)
+Test(runner_gpt, results_csv_from_made_up_run_directories)
 {
     char root[600], path[1200];
     snprintf(root, sizeof root, "%s/runs/fake", test_tmpdir);
@@ -227,7 +234,7 @@ Test(runner_gpt, results_csv_from_made_up_run_directories, .timeout = 240)
 
 /* Without [finetune] the pretraining corpus is the only domain: the
  * baseline's own val_bpc, no forget bpc. */
-Test(runner_gpt, a_baseline_alone_reports_its_own_bpc, .timeout = 240)
+Test(runner_gpt, a_baseline_alone_reports_its_own_bpc)
 {
     static const char spec[] = "[experiment]\nname = alone\nmodel = gpt\n[baseline]\nsteps = 5\n";
     char root[600], path[1200];
