@@ -3,8 +3,8 @@
  *
  *   [experiment]
  *   name = fashion-mnist          ; runs go to runs/NAME/
- *   model = mlp                   ; mlp | cnn
- *   dataset = fashion-mnist       ; the only one so far
+ *   model = mlp                   ; mlp | cnn, or gpt (below)
+ *   dataset = fashion-mnist       ; the only one for mlp and cnn
  *   seeds = 1                     ; comma-separated: 1, 2, 3
  *
  *   [baseline]                    ; FP32 training, once per seed
@@ -50,10 +50,78 @@
  * section, a line that is neither, or a bad value is a QAT_ERR_INVALID whose
  * one-line message names the file and line ("exp.ini:7: [ptq] bits: '9/8':
  * weight bits must be 2..8 or fp32"); a missing required key names the file
- * and the section. */
+ * and the section.
+ *
+ * The gpt on text (model = gpt): pretrain on one corpus, then compare ways
+ * of getting a 4-bit model of another (the target domain), each evaluated on
+ * the target and on a forget domain:
+ *   (a) fine-tune then quantize   [finetune], then [ptq] of = finetune
+ *   (b) quantize then fine-tune   [qlora] bases = nf4 (or fp4)
+ *   (c) both at once              [qat]
+ *   (d) LoRA on the FP32 base     [qlora] bases = fp32
+ *   (e) PTQ of the base alone     [ptq] of = base
+ *
+ *   [experiment]
+ *   name = fortunes
+ *   model = gpt
+ *   dataset = fortunes:general    ; the pretraining corpus (datasets/fortunes.h)
+ *   seeds = 1
+ *
+ *   [baseline]                    ; pretraining, as `qat train --model gpt`
+ *   steps = 2000                  ; optimizer steps on random windows
+ *   eval_every = 500              ; validation every N steps (0: at the end)
+ *   batch = 16                    ; windows per step; every run of the experiment uses it
+ *   layers = 4                    ; the gpt's size: layers 1..15, width 4..4096,
+ *   width = 128                   ;   heads 1..width dividing width, context 1..4096
+ *   heads = 4
+ *   context = 128
+ *   val_permille = 100            ; entries held out for validation, 1..999, in every corpus
+ *   optimizer, lr, momentum, weight_decay, schedule, warmup: as for images
+ *
+ *   [finetune]                    ; the target domain, and arm (a)'s FP32 fine-tune
+ *   data = fortunes:tech          ; required
+ *   forget = fortunes:general     ; default: the [experiment] dataset
+ *   steps = 300
+ *   lr = 1e-3                     ; AdamW, cosine
+ *   warmup = 100
+ *   weight_decay = 0.01
+ *   eval_every = 50
+ *
+ *   [ptq]                         ; arms (a) and (e): as for images, and
+ *   of = finetune, base           ; which checkpoints to quantize (default both)
+ *   calib = 8                     ; batches of windows of the target domain
+ *
+ *   [qat]                         ; arm (c): from the base, on the target domain
+ *   steps = 300                   ; instead of epochs
+ *   lr = 1e-4                     ; AdamW, cosine, no warm-up or weight decay
+ *   calib = 8
+ *   eval_every = 50
+ *
+ *   [qlora]                       ; arms (b) and (d), from the base
+ *   bases = nf4                   ; nf4 | fp4 | fp32 (plain LoRA), comma-separated
+ *   rank = 4                      ; 1..4096
+ *   alpha = 8                     ; (0, 1e6]
+ *   dropout = 0                   ; [0, 0.99]
+ *   steps = 300
+ *   lr = 1e-3                     ; AdamW, cosine, no weight decay
+ *   warmup = 30
+ *   eval_every = 50
+ *
+ * Defaults are the values shown, those of `qat train --model gpt`, `qat
+ * train --init`, `qat ptq`, `qat qat` and `qat qlora` on a gpt, except that
+ * the fine-tune takes 300 steps (as QAT and QLoRA do) and every fine-tuning
+ * arm evaluates every 50 steps (so the arms compare at one budget and the
+ * report draws their curves). Ranges:
+ * steps 1..100000000, eval_every and warmup 0..100000000, lr (0, 100],
+ * weight_decay [0, 10]. A gpt experiment with [ptq], [qat] or [qlora]
+ * needs [finetune]. epochs, val and train_limit ([baseline]) and epochs
+ * ([qat]) are for mlp and cnn only; the gpt keys above, [finetune] and
+ * [qlora] for the gpt only: using one with the other model is an error
+ * naming its line, wherever [experiment] model comes in the file. */
 #ifndef QAT_EXPERIMENT_H
 #define QAT_EXPERIMENT_H
 
+#include "qat/qlora.h"
 #include "qat/quantize.h"
 #include "qat/train.h"
 
@@ -70,17 +138,31 @@ typedef struct qat_gran_choice {
     int group;
 } qat_gran_choice;
 
+/* Which checkpoint a gpt PTQ run quantizes. */
+typedef enum qat_ptq_source { QAT_PTQ_OF_BASE, QAT_PTQ_OF_FINETUNE } qat_ptq_source;
+
 typedef struct qat_experiment {
     char name[64];
     char source[1024];           /* the file it came from */
     qat_model_kind model;
-    char dataset[32];
+    char dataset[256];           /* gpt: the pretraining corpus, e.g. "fortunes:general" */
     int nseeds;
     uint64_t seeds[QAT_EXP_MAX_SEEDS];
 
     /* [baseline], with the optimizer resolved (qat_optim_defaults, then the
-     * keys given). model is set; seed (0 here) and paths are filled per run. */
+     * keys given). model is set; seed (0 here) and paths are filled per run.
+     * The gpt: model.gpt, steps, eval_every and val_permille are set too, and
+     * data_spec is NULL (the runner points it at `dataset`). */
     qat_train_options baseline;
+
+    /* [finetune] (gpt): the target domain every arm trains, calibrates and
+     * is evaluated on, the forget domain evaluated beside it, and the FP32
+     * fine-tune of arm (a) (AdamW, cosine). */
+    bool has_finetune;
+    char finetune_data[256];
+    char forget_data[256];
+    int finetune_steps, finetune_eval_every, finetune_warmup;
+    double finetune_lr, finetune_weight_decay;
 
     /* Without the section, has_ptq / has_qat is false and its counts are 0. */
     bool has_ptq;
@@ -93,6 +175,8 @@ typedef struct qat_experiment {
     int n_ptq_gran;
     qat_gran_choice ptq_gran[QAT_EXP_MAX_LIST];
     int ptq_calib;
+    int n_ptq_of;                               /* gpt; 0 for mlp and cnn */
+    qat_ptq_source ptq_of[2];
 
     bool has_qat;
     int n_qat_quantizers;
@@ -101,25 +185,38 @@ typedef struct qat_experiment {
     qat_bits_pair qat_bits[QAT_EXP_MAX_LIST];
     int n_qat_gran;
     qat_gran_choice qat_gran[QAT_EXP_MAX_LIST];
-    int qat_epochs;
+    int qat_epochs;                             /* mlp and cnn */
     double qat_lr;
     int qat_calib;
+    int qat_steps, qat_eval_every;              /* gpt */
+
+    /* [qlora] (gpt): LoRA fine-tunes from the base over each frozen base type. */
+    bool has_qlora;
+    int n_qlora_bases;
+    qat_lora_base qlora_bases[3];
+    int qlora_rank;
+    double qlora_alpha, qlora_dropout, qlora_lr;
+    int qlora_steps, qlora_warmup, qlora_eval_every;
 } qat_experiment;
 
 qat_status qat_experiment_load(const char *path, qat_experiment *out);
 /* The same from text in memory; `source` names it in errors. */
 qat_status qat_experiment_parse(const char *text, size_t len, const char *source, qat_experiment *out);
 
-typedef enum qat_run_kind { QAT_RUN_BASELINE, QAT_RUN_PTQ, QAT_RUN_QAT } qat_run_kind;
+/* Kinds in the order they were added (the values are stable). */
+typedef enum qat_run_kind { QAT_RUN_BASELINE, QAT_RUN_PTQ, QAT_RUN_QAT, QAT_RUN_FINETUNE, QAT_RUN_QLORA } qat_run_kind;
 
 typedef struct qat_run_spec {
     /* Readable and stable: "<kind>-<algorithm>-w<W>a<A>-<granularity>-s<seed>-<hash>",
      * e.g. "ptq-gptq-w4a8-channel-s1-24b89c13", "baseline-fp32-s1-8a38c0ba"
      * (model mlp, every other setting its default: tests/test_experiment.c);
      * bits as numbers, FP32 as 32 ("w32a8"); granularity "tensor",
-     * "channel" or "g<G>". The hash is the first 8 of the 16 hex digits of
-     * FNV-1a 64 of `settings` (its top 32 bits), so changing any setting
-     * that affects the result gives a new id. */
+     * "channel" or "g<G>". The gpt adds "finetune-fp32-s<seed>-<hash>",
+     * "qlora-<base>-r<rank>-s<seed>-<hash>" and "-ft" after the method of a
+     * PTQ run of the fine-tuned model ("ptq-gptq-ft-w4a32-g64-s1-<hash>";
+     * without it, PTQ of the base). The hash is the first 8 of the 16 hex
+     * digits of FNV-1a 64 of `settings` (its top 32 bits), so changing any
+     * setting that affects the result gives a new id. */
     char id[QAT_RUN_ID_MAX];
     qat_run_kind kind;
     uint64_t seed;
@@ -132,9 +229,20 @@ typedef struct qat_run_spec {
      * warmup, val, train_limit); PTQ adds method, observer, wbits, abits,
      * granularity, calib; QAT adds quantizer, observer (minmax), wbits, abits,
      * granularity, epochs, lr, calib. Bits are 2..8 or "fp32", granularity
-     * as qat_granularity_format writes it, doubles as "%.17g". */
-    char settings[2048];
-    char baseline_id[QAT_RUN_ID_MAX];  /* PTQ and QAT: the baseline run of the same seed */
+     * as qat_granularity_format writes it, doubles as "%.17g".
+     * The gpt: baseline.* are steps, eval_every, batch, layers, width, heads,
+     * context, val_permille and the optimizer's; every other run adds data
+     * and forget (the target and forget domains); finetune adds
+     * finetune.{steps, lr, warmup, weight_decay, eval_every}; PTQ adds source
+     * (base | finetune, and the finetune.* lines of the fine-tune it
+     * quantizes); QAT has steps and eval_every instead of epochs; QLoRA adds
+     * base, rank, alpha, dropout, steps, lr, warmup, eval_every. */
+    char settings[4096];
+    /* Every run but a baseline: the baseline run of the same seed (the
+     * pretrained base, for the gpt). */
+    char baseline_id[QAT_RUN_ID_MAX];
+    /* PTQ of the fine-tuned gpt: the finetune run it quantizes; "" otherwise. */
+    char finetune_id[QAT_RUN_ID_MAX];
     /* PTQ / QAT */
     int wbits, abits;
     qat_granularity gran;
@@ -142,18 +250,31 @@ typedef struct qat_run_spec {
     bool gptq;                      /* PTQ */
     qat_observer_kind observer;     /* PTQ; QAT uses minmax for its initial scales */
     qat_quantizer_kind quantizer;   /* QAT */
-    int epochs;                     /* QAT */
-    double lr;                      /* QAT */
+    int epochs;                     /* QAT of mlp and cnn */
+    double lr;                      /* QAT, finetune, QLoRA */
     int calib;
+    /* The gpt's fine-tuning runs (finetune, QAT, QLoRA) */
+    int steps, eval_every;
+    int warmup;                     /* finetune, QLoRA */
+    double weight_decay;            /* finetune */
+    qat_lora_base lora_base;        /* QLoRA */
+    int rank;
+    double alpha, dropout;
 } qat_run_spec;
 
 /* The grid: the baselines first (one per seed, in seed order), then for each
  * seed its PTQ runs (methods x observers x bits x granularity, in list order,
  * granularity varying fastest) and its QAT runs (quantizers x bits x
- * granularity). The caller frees *runs. */
+ * granularity). The gpt: after the baselines, for each seed its finetune
+ * run, its PTQ runs (for each `of` entry in list order, the PTQ grid above),
+ * its QAT runs and its QLoRA runs (one per base), so every run comes after
+ * the runs it starts from. The caller frees *runs. */
 qat_status qat_experiment_expand(const qat_experiment *e, qat_run_spec **runs, int *count);
 
-/* "rtn", "gptq", "ste", "lsq", "pact" or "fp32". */
+/* "rtn", "gptq", "ste", "lsq", "pact", "fp32" (baseline, finetune) or, for
+ * QLoRA, its base: "nf4", "fp4" or "fp32". */
 const char *qat_run_algorithm(const qat_run_spec *r);
+/* "baseline", "ptq", "qat", "finetune" or "qlora". */
+const char *qat_run_kind_name(qat_run_kind kind);
 
 #endif

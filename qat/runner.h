@@ -9,10 +9,29 @@
  * Runs are deterministic for a seed and device, so a redone run ends with
  * the same results.
  *
- * Sharding: with --shard i/n, shard i runs the PTQ and QAT runs whose index
- * among them is i - 1 modulo n, and every baseline they need. Copying the
- * shards' run directories into one runs/NAME/ and running `qat report` there
- * merges them: results.csv is rebuilt from the finished runs of the grid. */
+ * Sharding: with --shard i/n, shard i runs the runs other than baselines
+ * whose index among them is i - 1 modulo n, and every run they start from
+ * (their baseline; for PTQ of a gpt's fine-tune, the finetune run too).
+ * Copying the shards' run directories into one runs/NAME/ and running `qat
+ * report` there merges them: results.csv is rebuilt from the finished runs
+ * of the grid.
+ *
+ * The gpt (qat/experiment.h): pretraining is `qat train --model gpt`, the
+ * fine-tune `qat train --init` (the runner then evaluates the base and the
+ * result on the forget domain into RUN_ID/forget.json: forget_data,
+ * forget_val_bpc, start_forget_val_bpc, seconds), PTQ and QAT `qat ptq` /
+ * `qat qat` with --data and --forget-data, QLoRA `qat qlora`. results.csv
+ * gets the header QAT_REPORT_TEXT_RESULTS_HEADER (reports/report.h), a row
+ * per finished run: val_bpc and forget_bpc of the result (the baseline: the
+ * pretrained base as the seed's first finished run from it measured it,
+ * the fine-tune's before-values first; without [finetune], its own val_bpc
+ * and no forget), start_val_bpc of the checkpoint it started from, the
+ * parameters it trained (baseline, finetune: all; QAT: all and, with LSQ,
+ * its step sizes, from layers.csv; QLoRA: the adapters; PTQ: 0),
+ * model_bytes (QLoRA: the frozen base as the device holds it, the other
+ * parameters and the adapters in FP32), seconds (the fine-tune's include
+ * its forget evaluation) and peak device bytes. --data-dir points at the
+ * fortunes files for a gpt experiment. */
 #ifndef QAT_RUNNER_H
 #define QAT_RUNNER_H
 

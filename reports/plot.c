@@ -26,7 +26,7 @@ static const char *const palette[] = { "#0072B2", "#D55E00", "#009E73", "#CC79A7
                                        "#882255", "#117733", "#999933", "#332288" };
 #define FP32_COLOR "#444444"
 
-static const char *series_color(int i) { return palette[i % (int)QAT_ARRAY_LEN(palette)]; }
+const char *report_plot_color(int i) { return palette[i % (int)QAT_ARRAY_LEN(palette)]; }
 
 /* A point shape per method, so the methods differ in more than colour:
  * filled circle, square, triangle, diamond, inverted triangle. */
@@ -49,7 +49,7 @@ void report_gp_string(qat_strbuf *sb, const char *s)
 
 /* A double-quoted string column of a data block; gnuplot has no escape for
  * '"' there, so it becomes '. */
-static void data_string(qat_strbuf *sb, const char *s)
+void report_gp_data_string(qat_strbuf *sb, const char *s)
 {
     qat_strbuf_putc(sb, '"');
     for (; *s; s++) qat_strbuf_putc(sb, *s == '"' ? '\'' : *s == '\n' || *s == '\r' ? ' ' : *s);
@@ -187,7 +187,7 @@ qat_status report_gnuplot_render(const char *plots_dir, const char *name, int wi
 #define PLOT_HEIGHT 560
 #define CURVES_WIDTH 1300
 
-static void common_style(qat_strbuf *sb, const char *title, const char *xlabel, const char *ylabel)
+void report_plot_style(qat_strbuf *sb, const char *title, const char *xlabel, const char *ylabel)
 {
     qat_strbuf_append_str(sb, "set title ");
     report_gp_string(sb, title);
@@ -201,7 +201,7 @@ static void common_style(qat_strbuf *sb, const char *title, const char *xlabel, 
 
 static void plot_quality_vs_bits(const report_data *d, qat_strbuf *sb)
 {
-    common_style(sb, "Test accuracy by bit width and method",
+    report_plot_style(sb, "Test accuracy by bit width and method",
                  "bit width (W = weight bits, A = activation bits), by total bits",
                  "test accuracy (%, mean ± std over seeds)");
     /* Series share each x position; spreading them sideways keeps their
@@ -241,7 +241,7 @@ static void plot_quality_vs_bits(const report_data *d, qat_strbuf *sb)
     for (int s = 0; s < d->nseries; s++) {
         qat_strbuf_printf(sb, "%s$series%d using 1:2:3 with yerrorlines lw 2 pt %d ps 1.2 lc rgb '%s' title ",
                           first ? "" : ", \\\n     ", s, method_point_type(d->series[s].method_rank),
-                          series_color(s));
+                          report_plot_color(s));
         report_gp_string(sb, d->series[s].label);
         first = false;
     }
@@ -258,7 +258,7 @@ static void config_label(const report_data *d, const report_config *cf, char *ou
 
 static void plot_quality_vs_size(const report_data *d, qat_strbuf *sb)
 {
-    common_style(sb, "Test accuracy vs model size", "model size (KiB, log scale)",
+    report_plot_style(sb, "Test accuracy vs model size", "model size (KiB, log scale)",
                  "test accuracy (%, mean ± std over seeds)");
     double *kib = qat_xmalloc((size_t)d->nconfigs * sizeof *kib), *acc = qat_xmalloc((size_t)d->nconfigs * sizeof *acc);
     int *front = qat_xmalloc((size_t)d->nconfigs * sizeof *front);
@@ -274,7 +274,7 @@ static void plot_quality_vs_size(const report_data *d, qat_strbuf *sb)
         char label[320];
         config_label(d, &d->configs[front[i]], label, sizeof label);
         qat_strbuf_printf(sb, "%.3f %.4f ", kib[front[i]], acc[front[i]]);
-        data_string(sb, label);
+        report_gp_data_string(sb, label);
         qat_strbuf_putc(sb, '\n');
     }
     qat_strbuf_append_str(sb, "EOD\n");
@@ -305,7 +305,7 @@ static void plot_quality_vs_size(const report_data *d, qat_strbuf *sb)
                                   "' title 'FP32'");
     for (int s = 0; s < d->nseries; s++) {
         qat_strbuf_printf(sb, ", \\\n     $series%d using 1:2:3 with yerrorbars pt %d ps 1.3 lc rgb '%s' title ", s,
-                          method_point_type(d->series[s].method_rank), series_color(s));
+                          method_point_type(d->series[s].method_rank), report_plot_color(s));
         report_gp_string(sb, d->series[s].label);
     }
     qat_strbuf_putc(sb, '\n');
@@ -385,7 +385,7 @@ static void curve_axes(qat_strbuf *sb, const curve_set *s, const char *title, co
 
 static void plot_training_curves(const report_data *d, const curve_set *base, const curve_set *qat, qat_strbuf *sb)
 {
-    common_style(sb, "", "", "validation accuracy (%)");
+    report_plot_style(sb, "", "", "validation accuracy (%)");
     curve_blocks(sb, "baseline", base);
     curve_blocks(sb, "qat", qat);
     qat_strbuf_printf(sb, "set multiplot layout 1,%d title 'Validation accuracy during training' font ',14'\n",
@@ -397,7 +397,7 @@ static void plot_training_curves(const report_data *d, const curve_set *base, co
         qat_strbuf_append_str(sb, "plot ");
         for (int i = 0; i < base->n; i++)
             qat_strbuf_printf(sb, "%s$baseline%d using 1:2 with linespoints lw 2 pt 7 ps 0.8 lc rgb '%s' "
-                                  "title 'seed %llu'", i ? ", \\\n     " : "", i, series_color(i),
+                                  "title 'seed %llu'", i ? ", \\\n     " : "", i, report_plot_color(i),
                               (unsigned long long)d->runs[base->run[i]].seed);
         qat_strbuf_putc(sb, '\n');
     }
@@ -421,7 +421,7 @@ static void plot_training_curves(const report_data *d, const curve_set *base, co
             if (cf->bits_index != last_bits) dash++, last_bits = cf->bits_index;
             qat_strbuf_printf(sb, "%s$qat%d using 1:2 with linespoints lw 2 dt %d pt %d ps 0.9 lc rgb '%s' ",
                               i ? ", \\\n     " : "", i, 1 + dash % 5,
-                              method_point_type(d->series[cf->series].method_rank), series_color(cf->series));
+                              method_point_type(d->series[cf->series].method_rank), report_plot_color(cf->series));
             if (first_of_config) {
                 char label[320];
                 config_label(d, cf, label, sizeof label);

@@ -14,193 +14,13 @@
 #include "qat/json.h"
 #include "reports/report_internal.h"
 
-/* --- text helpers --- */
-
-void report_html_escape(qat_strbuf *sb, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': qat_strbuf_append_str(sb, "&amp;"); break;
-        case '<': qat_strbuf_append_str(sb, "&lt;"); break;
-        case '>': qat_strbuf_append_str(sb, "&gt;"); break;
-        case '"': qat_strbuf_append_str(sb, "&quot;"); break;
-        default: qat_strbuf_putc(sb, *s);
-        }
-    }
-}
-
-/* Markdown table cells: '|' would end the cell, a newline the row. */
-static void md_escape(qat_strbuf *sb, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '|') qat_strbuf_append_str(sb, "\\|");
-        else if (*s == '\n' || *s == '\r') qat_strbuf_putc(sb, ' ');
-        else qat_strbuf_putc(sb, *s);
-    }
-}
-
-static bool file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* "89.53 ± 0.12"; with one seed there is no spread to show. */
-static void format_pm(char *out, size_t size, double mean, double std, int n, int decimals)
-{
-    if (n > 1) snprintf(out, size, "%.*f ± %.*f", decimals, mean, decimals, std);
-    else snprintf(out, size, "%.*f", decimals, mean);
-}
-
-/* --- tables: one model, written as HTML and as Markdown --- */
-
-typedef struct text_table {
-    int ncols, nrows;
-    const char *const *header;
-    const bool *numeric;       /* per column: right-aligned */
-    char **cells;              /* nrows * ncols */
-    bool *emphasis;            /* per row */
-} text_table;
-
-static void table_init(text_table *t, int ncols, const char *const *header, const bool *numeric)
-{
-    memset(t, 0, sizeof *t);
-    t->ncols = ncols, t->header = header, t->numeric = numeric;
-}
-
-static void table_row(text_table *t, bool emphasis, ...)
-{
-    t->cells = qat_xrealloc(t->cells, (size_t)(t->nrows + 1) * t->ncols * sizeof *t->cells);
-    t->emphasis = qat_xrealloc(t->emphasis, (size_t)(t->nrows + 1) * sizeof *t->emphasis);
-    va_list ap;
-    va_start(ap, emphasis);
-    for (int c = 0; c < t->ncols; c++) t->cells[t->nrows * t->ncols + c] = qat_xstrdup(va_arg(ap, const char *));
-    va_end(ap);
-    t->emphasis[t->nrows++] = emphasis;
-}
-
-static void table_free(text_table *t)
-{
-    for (int i = 0; i < t->nrows * t->ncols; i++) free(t->cells[i]);
-    free(t->cells), free(t->emphasis);
-}
-
-static void table_html(qat_strbuf *sb, const text_table *t)
-{
-    qat_strbuf_append_str(sb, "<table>\n<thead><tr>");
-    for (int c = 0; c < t->ncols; c++) {
-        qat_strbuf_append_str(sb, t->numeric[c] ? "<th class=\"num\">" : "<th>");
-        report_html_escape(sb, t->header[c]);
-        qat_strbuf_append_str(sb, "</th>");
-    }
-    qat_strbuf_append_str(sb, "</tr></thead>\n<tbody>\n");
-    for (int r = 0; r < t->nrows; r++) {
-        qat_strbuf_append_str(sb, t->emphasis[r] ? "<tr class=\"best\">" : "<tr>");
-        for (int c = 0; c < t->ncols; c++) {
-            qat_strbuf_append_str(sb, t->numeric[c] ? "<td class=\"num\">" : "<td>");
-            report_html_escape(sb, t->cells[r * t->ncols + c]);
-            qat_strbuf_append_str(sb, "</td>");
-        }
-        qat_strbuf_append_str(sb, "</tr>\n");
-    }
-    qat_strbuf_append_str(sb, "</tbody>\n</table>\n");
-}
-
-static void table_md(qat_strbuf *sb, const text_table *t)
-{
-    qat_strbuf_putc(sb, '|');
-    for (int c = 0; c < t->ncols; c++) {
-        qat_strbuf_putc(sb, ' ');
-        md_escape(sb, t->header[c]);
-        qat_strbuf_append_str(sb, " |");
-    }
-    qat_strbuf_append_str(sb, "\n|");
-    for (int c = 0; c < t->ncols; c++) qat_strbuf_append_str(sb, t->numeric[c] ? "---:|" : "---|");
-    qat_strbuf_putc(sb, '\n');
-    for (int r = 0; r < t->nrows; r++) {
-        qat_strbuf_putc(sb, '|');
-        for (int c = 0; c < t->ncols; c++) {
-            const char *cell = t->cells[r * t->ncols + c];
-            qat_strbuf_putc(sb, ' ');
-            if (t->emphasis[r] && *cell) qat_strbuf_append_str(sb, "**");
-            md_escape(sb, cell);
-            if (t->emphasis[r] && *cell) qat_strbuf_append_str(sb, "**");
-            qat_strbuf_append_str(sb, " |");
-        }
-        qat_strbuf_putc(sb, '\n');
-    }
-}
-
 /* --- what the report shows --- */
-
-typedef struct environment {
-    report_notes devices, drivers, commits, models; /* distinct values */
-    int missing;                                     /* runs without summary.json */
-    char first_missing[160];
-} environment;
-
-static void add_distinct(report_notes *list, const char *value)
-{
-    for (int i = 0; i < list->count; i++)
-        if (strcmp(list->items[i], value) == 0) return;
-    report_note(list, "%s", value);
-}
-
-static void environment_read(const report_data *d, const char *run_dir, environment *env, report_notes *notes)
-{
-    memset(env, 0, sizeof *env);
-    /* Baselines first: their values lead the lists. */
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < d->nruns; i++) {
-            const report_run *r = &d->runs[i];
-            if ((r->kind == REPORT_BASELINE) != (pass == 0)) continue;
-            char path[4400];
-            snprintf(path, sizeof path, "%s/%s/summary.json", run_dir, r->run_id);
-            qat_json_value *json = NULL;
-            qat_status st = qat_json_load(path, &json);
-            if (st == QAT_ERR_IO) {
-                if (!env->missing++) snprintf(env->first_missing, sizeof env->first_missing, "%s", r->run_id);
-                continue;
-            }
-            if (st != QAT_OK) {
-                report_note(notes, "unreadable summary: %s", qat_error_message());
-            } else {
-                static const char *const keys[] = { "device", "driver", "git_commit", "model" };
-                report_notes *lists[] = { &env->devices, &env->drivers, &env->commits, &env->models };
-                for (int k = 0; k < 4; k++) {
-                    const qat_json_value *v = qat_json_get(json, keys[k]);
-                    if (v && v->type == QAT_JSON_STRING) add_distinct(lists[k], v->string);
-                }
-            }
-            qat_json_free(json);
-        }
-    if (env->missing)
-        report_note(notes, "%d run%s without summary.json (the first: %s): the environment lists only the others",
-                    env->missing, env->missing == 1 ? "" : "s", env->first_missing);
-}
-
-static void environment_free(environment *env)
-{
-    report_notes_free(&env->devices);
-    report_notes_free(&env->drivers);
-    report_notes_free(&env->commits);
-    report_notes_free(&env->models);
-}
-
-static void join(qat_strbuf *sb, const report_notes *list, const char *none)
-{
-    if (!list->count) qat_strbuf_append_str(sb, none);
-    for (int i = 0; i < list->count; i++) {
-        if (i) qat_strbuf_append_str(sb, "; ");
-        qat_strbuf_append_str(sb, list->items[i]);
-    }
-}
 
 typedef struct report {
     const qat_report_options *o;
     report_data d;
     report_notes notes;
-    environment env;
+    report_env env;
     report_figure figures[REPORT_FIG_COUNT];
     report_heatmap_info heatmap;
     report_grid_info grid;
@@ -209,7 +29,7 @@ typedef struct report {
     uint64_t first_seed;
     const report_run *first_baseline;
     char generated[64];
-    text_table configs, runs;
+    report_table configs, runs;
 } report;
 
 static const char *display(const char *s) { return *s && strcmp(s, "-") != 0 ? s : "—"; }
@@ -257,8 +77,8 @@ static void build_tables(report *rp)
                                               "model (KiB)", "seconds", "peak device (MiB)" };
     static const bool run_numeric[] = { false, false, false, false, false, true, true, true, true, true, true, true };
     const report_data *d = &rp->d;
-    table_init(&rp->configs, (int)QAT_ARRAY_LEN(config_header), config_header, config_numeric);
-    table_init(&rp->runs, (int)QAT_ARRAY_LEN(run_header), run_header, run_numeric);
+    report_table_init(&rp->configs, (int)QAT_ARRAY_LEN(config_header), config_header, config_numeric);
+    report_table_init(&rp->runs, (int)QAT_ARRAY_LEN(run_header), run_header, run_numeric);
     int *best = qat_xmalloc((size_t)d->nbits * 2 * sizeof *best), *runner_up = best + d->nbits;
     best_per_bits(d, best, runner_up);
     double base_bytes = fp32_bytes(rp);
@@ -267,17 +87,17 @@ static void build_tables(report *rp)
         char method[300], seeds[16], acc[64], ret[64], kib[32], comp[32], sec[64], peak[32];
         config_method(rp, cf, method, sizeof method);
         snprintf(seeds, sizeof seeds, "%d", cf->nruns);
-        format_pm(acc, sizeof acc, cf->acc_mean, cf->acc_std, cf->nruns, 2);
-        format_pm(ret, sizeof ret, cf->retention_mean, cf->retention_std, cf->nruns, 1);
+        report_format_pm(acc, sizeof acc, cf->acc_mean, cf->acc_std, cf->nruns, 2);
+        report_format_pm(ret, sizeof ret, cf->retention_mean, cf->retention_std, cf->nruns, 1);
         snprintf(kib, sizeof kib, "%.1f", cf->model_bytes / 1024.0);
         if (base_bytes > 0 && cf->model_bytes > 0) snprintf(comp, sizeof comp, "%.1f×", base_bytes / cf->model_bytes);
         else snprintf(comp, sizeof comp, "—");
-        format_pm(sec, sizeof sec, cf->seconds_mean, cf->seconds_std, cf->nruns, 1);
+        report_format_pm(sec, sizeof sec, cf->seconds_mean, cf->seconds_std, cf->nruns, 1);
         /* 0: the run did not record it. */
         if (cf->peak_mib > 0) snprintf(peak, sizeof peak, "%.1f", cf->peak_mib);
         else snprintf(peak, sizeof peak, "—");
         bool is_best = cf->series >= 0 && best[cf->bits_index] == c;
-        table_row(&rp->configs, is_best, method, d->bits[cf->bits_index].label,
+        report_table_row(&rp->configs, is_best, method, d->bits[cf->bits_index].label,
                   cf->series < 0 ? "—" : display(cf->first->granularity),
                   cf->series < 0 ? "—" : display(cf->first->observer), seeds, acc, ret, kib, comp, sec, peak);
     }
@@ -294,7 +114,7 @@ static void build_tables(report *rp)
         snprintf(sec, sizeof sec, "%.1f", r->seconds);
         if (r->peak_device_bytes) snprintf(peak, sizeof peak, "%.1f", (double)r->peak_device_bytes / (1024.0 * 1024.0));
         else snprintf(peak, sizeof peak, "—");
-        table_row(&rp->runs, false, r->run_id, method, bits,
+        report_table_row(&rp->runs, false, r->run_id, method, bits,
                   r->kind == REPORT_BASELINE ? "—" : display(r->granularity),
                   r->kind == REPORT_BASELINE ? "—" : display(r->observer), seed, acc, val, ret, kib, sec, peak);
     }
@@ -363,7 +183,7 @@ static void build_images(report *rp, const char *plots_dir)
     snprintf(fp32_ckpt, sizeof fp32_ckpt, "%s/%s/model.safetensors", run_dir, rp->first_baseline->run_id);
     report_figure *heat = &rp->figures[REPORT_FIG_HEATMAP];
     snprintf(path, sizeof path, "%s/weight_error_heatmap.png", plots_dir);
-    if (!file_exists(fp32_ckpt)) {
+    if (!report_file_exists(fp32_ckpt)) {
         report_note(&rp->notes, "no baseline checkpoint %s: the weight-error heatmap is left out", fp32_ckpt);
     } else if (report_heatmap_build(fp32_ckpt, path, &rp->heatmap) != QAT_OK) {
         report_note(&rp->notes, "weight-error heatmap left out: %s", qat_error_message());
@@ -394,9 +214,9 @@ static void build_images(report *rp, const char *plots_dir)
     }
     snprintf(low_ckpt, sizeof low_ckpt, "%s/%s/model.safetensors", run_dir, low->run_id);
     snprintf(path, sizeof path, "%s/test_grid.png", plots_dir);
-    if (!file_exists(fp32_ckpt) || !file_exists(low_ckpt)) {
+    if (!report_file_exists(fp32_ckpt) || !report_file_exists(low_ckpt)) {
         report_note(&rp->notes, "no checkpoint %s: the test-image grid is left out",
-                    file_exists(fp32_ckpt) ? low_ckpt : fp32_ckpt);
+                    report_file_exists(fp32_ckpt) ? low_ckpt : fp32_ckpt);
         return;
     }
     qat_status st = report_grid_build(fp32_ckpt, low_ckpt, rp->o->device, rp->o->data_dir, path, &rp->grid);
@@ -427,43 +247,11 @@ static void build_images(report *rp, const char *plots_dir)
 
 /* --- writers --- */
 
-static const char *const css =
-    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;max-width:1180px;"
-    "margin:2em auto;padding:0 1em;color:#222;line-height:1.45}"
-    "h1{font-size:1.7em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}"
-    "table{border-collapse:collapse;margin:.8em 0;font-size:.92em}"
-    "th,td{border:1px solid #d8d8d8;padding:.3em .6em;vertical-align:top}"
-    "th{background:#f2f2f2;text-align:left}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}"
-    "tbody tr:nth-child(even){background:#fafafa}tr.best td{font-weight:600;background:#eef6ee}"
-    "figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}"
-    "figcaption{font-size:.92em;color:#444;max-width:900px}"
-    "pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.9em}"
-    ".note{color:#7a4b00}.wrong{color:#c62828;font-weight:600}.grid td{font-size:.85em}"
-    ".meta{color:#666}";
-
-static void html_figure(qat_strbuf *sb, const report_figure *f, const char *alt)
-{
-    qat_strbuf_append_str(sb, "<figure><img src=\"plots/");
-    report_html_escape(sb, f->file);
-    qat_strbuf_append_str(sb, "\" alt=\"");
-    report_html_escape(sb, alt);
-    qat_strbuf_append_str(sb, "\"><figcaption>");
-    report_html_escape(sb, f->caption);
-    qat_strbuf_append_str(sb, "</figcaption></figure>\n");
-}
-
-static void md_figure(qat_strbuf *sb, const report_figure *f, const char *alt)
-{
-    qat_strbuf_printf(sb, "![%s](plots/%s)\n\n", alt, f->file);
-    md_escape(sb, f->caption);
-    qat_strbuf_append_str(sb, "\n\n");
-}
-
-static void heatmap_table(const report *rp, text_table *t)
+static void heatmap_table(const report *rp, report_table *t)
 {
     static const char *const header[] = { "bits", "mean |W − Q(W)|", "max |W − Q(W)|", "‖W − Q(W)‖ / ‖W‖" };
     static const bool numeric[] = { true, true, true, true };
-    table_init(t, 4, header, numeric);
+    report_table_init(t, 4, header, numeric);
     for (int b = 0; b < REPORT_HEATMAP_BITS; b++) {
         const report_heatmap_stats *s = &rp->heatmap.stats[b];
         char bits[8], mean[32], max[32], rel[32];
@@ -471,7 +259,7 @@ static void heatmap_table(const report *rp, text_table *t)
         snprintf(mean, sizeof mean, "%.3e", s->mean_abs_err);
         snprintf(max, sizeof max, "%.3e", s->max_abs_err);
         snprintf(rel, sizeof rel, "%.2f%%", 100 * s->rel_rms_err);
-        table_row(t, false, bits, mean, max, rel);
+        report_table_row(t, false, bits, mean, max, rel);
     }
 }
 
@@ -520,33 +308,15 @@ static void grid_md(qat_strbuf *sb, const report *rp)
     qat_strbuf_putc(sb, '\n');
 }
 
-static void seeds_text(const report_data *d, char *out, size_t size)
-{
-    size_t used = 0;
-    out[0] = '\0';
-    for (int i = 0; i < d->nseeds && used < size; i++)
-        used += (size_t)snprintf(out + used, size - used, "%s%llu", i ? ", " : "", (unsigned long long)d->seeds[i]);
-}
-
-static void experiment_name(const report *rp, char *out, size_t size)
-{
-    const char *path = rp->o->run_dir;
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/') n--;
-    size_t start = n;
-    while (start > 0 && path[start - 1] != '/') start--;
-    snprintf(out, size, "%.*s", (int)(n - start), path + start);
-}
-
 static void write_html(const report *rp, qat_strbuf *sb)
 {
     const report_data *d = &rp->d;
     char name[256], seeds[512];
-    experiment_name(rp, name, sizeof name);
-    seeds_text(d, seeds, sizeof seeds);
+    report_experiment_name(rp->o->run_dir, name, sizeof name);
+    report_seeds_text(d->seeds, d->nseeds, seeds, sizeof seeds);
     qat_strbuf_append_str(sb, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>qat report: ");
     report_html_escape(sb, name);
-    qat_strbuf_printf(sb, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>Quantization report: ", css);
+    qat_strbuf_printf(sb, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>Quantization report: ", report_css);
     report_html_escape(sb, name);
     qat_strbuf_append_str(sb, "</h1>\n<p class=\"meta\">");
     qat_strbuf_printf(sb, "%d runs, %d configurations, %d seed%s (", d->nruns, d->nconfigs, d->nseeds,
@@ -554,7 +324,7 @@ static void write_html(const report *rp, qat_strbuf *sb)
     report_html_escape(sb, seeds);
     qat_strbuf_append_str(sb, "); model ");
     qat_strbuf buf = { 0 };
-    join(&buf, &rp->env.models, "unknown");
+    report_join(&buf, &rp->env.models, "unknown");
     report_html_escape(sb, buf.data);
     qat_strbuf_append_str(sb, "; generated ");
     report_html_escape(sb, rp->generated);
@@ -575,78 +345,44 @@ static void write_html(const report *rp, qat_strbuf *sb)
     static const char *const plot_alt[] = { "test accuracy by bit width and method", "test accuracy vs model size",
                                             "validation accuracy during training" };
     for (int f = REPORT_FIG_BITS; f <= REPORT_FIG_CURVES; f++)
-        if (rp->figures[f].drawn) html_figure(sb, &rp->figures[f], plot_alt[f]);
+        if (rp->figures[f].drawn) report_html_figure(sb, &rp->figures[f], plot_alt[f]);
 
     qat_strbuf_append_str(sb, "\n<h2>Results</h2>\n<p>Mean ± sample standard deviation over seeds per "
                               "configuration; bold: the best of its bit width. Retention is test accuracy as a "
                               "percentage of the same seed's FP32 baseline. Model size counts the checkpoint's "
                               "tensor bytes (packed codes, scales, zero points, FP32 tensors).</p>\n");
-    table_html(sb, &rp->configs);
+    report_table_html(sb, &rp->configs);
     qat_strbuf_append_str(sb, "<h3>Every run</h3>\n");
-    table_html(sb, &rp->runs);
+    report_table_html(sb, &rp->runs);
 
     qat_strbuf_append_str(sb, "\n<h2>Images</h2>\n");
     if (rp->figures[REPORT_FIG_HEATMAP].drawn) {
-        html_figure(sb, &rp->figures[REPORT_FIG_HEATMAP], "per-weight quantization error at 2, 3, 4 and 8 bits");
-        text_table t;
+        report_html_figure(sb, &rp->figures[REPORT_FIG_HEATMAP], "per-weight quantization error at 2, 3, 4 and 8 bits");
+        report_table t;
         heatmap_table(rp, &t);
-        table_html(sb, &t);
-        table_free(&t);
+        report_table_html(sb, &t);
+        report_table_free(&t);
     }
     if (rp->figures[REPORT_FIG_GRID].drawn) {
-        html_figure(sb, &rp->figures[REPORT_FIG_GRID], "test images with FP32 and lowest-bit predictions");
+        report_html_figure(sb, &rp->figures[REPORT_FIG_GRID], "test images with FP32 and lowest-bit predictions");
         grid_html(sb, rp);
     }
     if (!rp->figures[REPORT_FIG_HEATMAP].drawn && !rp->figures[REPORT_FIG_GRID].drawn)
         qat_strbuf_append_str(sb, "<p>None: see the notes.</p>\n");
 
-    if (rp->notes.count) {
-        qat_strbuf_append_str(sb, "\n<h2>Notes</h2>\n<ul>\n");
-        for (int i = 0; i < rp->notes.count; i++) {
-            qat_strbuf_append_str(sb, "<li class=\"note\">");
-            report_html_escape(sb, rp->notes.items[i]);
-            qat_strbuf_append_str(sb, "</li>\n");
-        }
-        qat_strbuf_append_str(sb, "</ul>\n");
-    }
-
-    qat_strbuf_append_str(sb, "\n<h2>Environment</h2>\n<table>\n");
-    const struct { const char *label; const report_notes *list; } rows[] = {
-        { "device", &rp->env.devices }, { "driver", &rp->env.drivers }, { "git commit", &rp->env.commits },
-    };
-    for (size_t i = 0; i < QAT_ARRAY_LEN(rows); i++) {
-        qat_strbuf_clear(&buf);
-        join(&buf, rows[i].list, "unknown (no summary.json)");
-        qat_strbuf_printf(sb, "<tr><th>%s</th><td>", rows[i].label);
-        report_html_escape(sb, buf.data);
-        qat_strbuf_append_str(sb, "</td></tr>\n");
-    }
-    qat_strbuf_append_str(sb, "<tr><th>seeds</th><td>");
-    report_html_escape(sb, seeds);
-    qat_strbuf_append_str(sb, "</td></tr>\n<tr><th>run directory</th><td>");
-    report_html_escape(sb, rp->o->run_dir);
-    qat_strbuf_append_str(sb, "</td></tr>\n<tr><th>generated</th><td>");
-    report_html_escape(sb, rp->generated);
-    qat_strbuf_append_str(sb, "</td></tr>\n</table>\n<h3>Experiment spec (experiment.ini)</h3>\n");
-    if (rp->experiment_ini) {
-        qat_strbuf_append_str(sb, "<pre>");
-        report_html_escape(sb, rp->experiment_ini);
-        qat_strbuf_append_str(sb, "</pre>\n");
-    } else {
-        qat_strbuf_append_str(sb, "<p class=\"note\">experiment.ini not found.</p>\n");
-    }
-    qat_strbuf_append_str(sb, "</body>\n</html>\n");
     qat_strbuf_free(&buf);
+    report_tail tail = { &rp->notes, &rp->env, seeds, rp->o->run_dir, rp->generated, rp->experiment_ini };
+    report_tail_html(sb, &tail);
 }
 
 static void write_md(const report *rp, qat_strbuf *sb)
 {
     const report_data *d = &rp->d;
     char name[256], seeds[512];
-    experiment_name(rp, name, sizeof name);
-    seeds_text(d, seeds, sizeof seeds);
+    report_experiment_name(rp->o->run_dir, name, sizeof name);
+    report_seeds_text(d->seeds, d->nseeds, seeds, sizeof seeds);
     qat_strbuf buf = { 0 };
-    join(&buf, &rp->env.models, "unknown");
+    report_join(&buf, &rp->env.models, "unknown");
     qat_strbuf_printf(sb, "# Quantization report: %s\n\n%d runs, %d configurations, %d seed%s (%s); model %s; "
                           "generated %s.\n\n## Summary\n\n", name, d->nruns, d->nconfigs, d->nseeds,
                       d->nseeds == 1 ? "" : "s", seeds, buf.data, rp->generated);
@@ -659,63 +395,30 @@ static void write_md(const report *rp, qat_strbuf *sb)
     static const char *const plot_alt[] = { "test accuracy by bit width", "test accuracy vs model size",
                                             "training curves" };
     for (int f = REPORT_FIG_BITS; f <= REPORT_FIG_CURVES; f++)
-        if (rp->figures[f].drawn) md_figure(sb, &rp->figures[f], plot_alt[f]);
+        if (rp->figures[f].drawn) report_md_figure(sb, &rp->figures[f], plot_alt[f]);
     qat_strbuf_append_str(sb, "## Results\n\nMean ± sample standard deviation over seeds; bold: the best of its "
                               "bit width; retention in % of the same seed's FP32 test accuracy.\n\n");
-    table_md(sb, &rp->configs);
+    report_table_md(sb, &rp->configs);
     qat_strbuf_append_str(sb, "\n### Every run\n\n");
-    table_md(sb, &rp->runs);
+    report_table_md(sb, &rp->runs);
     qat_strbuf_append_str(sb, "\n## Images\n\n");
     if (rp->figures[REPORT_FIG_HEATMAP].drawn) {
-        md_figure(sb, &rp->figures[REPORT_FIG_HEATMAP], "weight quantization error");
-        text_table t;
+        report_md_figure(sb, &rp->figures[REPORT_FIG_HEATMAP], "weight quantization error");
+        report_table t;
         heatmap_table(rp, &t);
-        table_md(sb, &t);
-        table_free(&t);
+        report_table_md(sb, &t);
+        report_table_free(&t);
         qat_strbuf_putc(sb, '\n');
     }
     if (rp->figures[REPORT_FIG_GRID].drawn) {
-        md_figure(sb, &rp->figures[REPORT_FIG_GRID], "test images");
+        report_md_figure(sb, &rp->figures[REPORT_FIG_GRID], "test images");
         grid_md(sb, rp);
     }
     if (!rp->figures[REPORT_FIG_HEATMAP].drawn && !rp->figures[REPORT_FIG_GRID].drawn)
         qat_strbuf_append_str(sb, "None: see the notes.\n\n");
-    if (rp->notes.count) {
-        qat_strbuf_append_str(sb, "## Notes\n\n");
-        for (int i = 0; i < rp->notes.count; i++) qat_strbuf_printf(sb, "- %s\n", rp->notes.items[i]);
-        qat_strbuf_putc(sb, '\n');
-    }
-    qat_strbuf_append_str(sb, "## Environment\n\n| | |\n|---|---|\n");
-    const struct { const char *label; const report_notes *list; } rows[] = {
-        { "device", &rp->env.devices }, { "driver", &rp->env.drivers }, { "git commit", &rp->env.commits },
-    };
-    for (size_t i = 0; i < QAT_ARRAY_LEN(rows); i++) {
-        qat_strbuf_clear(&buf);
-        join(&buf, rows[i].list, "unknown (no summary.json)");
-        qat_strbuf_printf(sb, "| %s | ", rows[i].label);
-        md_escape(sb, buf.data);
-        qat_strbuf_append_str(sb, " |\n");
-    }
-    qat_strbuf_printf(sb, "| seeds | %s |\n| run directory | ", seeds);
-    md_escape(sb, rp->o->run_dir);
-    qat_strbuf_printf(sb, " |\n| generated | %s |\n\n### Experiment spec (experiment.ini)\n\n", rp->generated);
-    if (rp->experiment_ini) {
-        /* A fence longer than any run of backticks in the spec. */
-        int longest = 0, run = 0;
-        for (const char *p = rp->experiment_ini; *p; p++) {
-            run = *p == '`' ? run + 1 : 0;
-            if (run > longest) longest = run;
-        }
-        int fence = longest < 3 ? 3 : longest + 1;
-        for (int i = 0; i < fence; i++) qat_strbuf_putc(sb, '`');
-        qat_strbuf_printf(sb, "ini\n%s", rp->experiment_ini);
-        if (rp->experiment_ini[0] && rp->experiment_ini[strlen(rp->experiment_ini) - 1] != '\n') qat_strbuf_putc(sb, '\n');
-        for (int i = 0; i < fence; i++) qat_strbuf_putc(sb, '`');
-        qat_strbuf_putc(sb, '\n');
-    } else {
-        qat_strbuf_append_str(sb, "experiment.ini not found.\n");
-    }
     qat_strbuf_free(&buf);
+    report_tail tail = { &rp->notes, &rp->env, seeds, rp->o->run_dir, rp->generated, rp->experiment_ini };
+    report_tail_md(sb, &tail);
 }
 
 /* --- orchestration --- */
@@ -724,19 +427,38 @@ static void report_free(report *rp)
 {
     report_data_free(&rp->d);
     report_notes_free(&rp->notes);
-    environment_free(&rp->env);
-    table_free(&rp->configs);
-    table_free(&rp->runs);
+    report_env_free(&rp->env);
+    report_table_free(&rp->configs);
+    report_table_free(&rp->runs);
     free(rp->experiment_ini);
+}
+
+/* Whether results.csv has the gpt's header (a missing or unreadable file is
+ * left to the image reader to name). */
+static bool results_are_text(const char *path)
+{
+    void *text;
+    size_t size;
+    if (qat_file_read_all(path, &text, &size) != QAT_OK) {
+        qat_error_clear();
+        return false;
+    }
+    size_t n = strlen(QAT_REPORT_TEXT_RESULTS_HEADER);
+    const char *t = text;
+    bool yes = size >= n && memcmp(t, QAT_REPORT_TEXT_RESULTS_HEADER, n) == 0 &&
+               (t[n] == '\n' || t[n] == '\0' || (t[n] == '\r' && (t[n + 1] == '\n' || t[n + 1] == '\0')));
+    free(text);
+    return yes;
 }
 
 qat_status qat_report_build(const qat_report_options *o)
 {
     if (!o || !o->run_dir || !*o->run_dir) return qat_error_set(QAT_ERR_INVALID, "report: no run directory given");
-    report *rp = qat_xcalloc(1, sizeof *rp);
-    rp->o = o;
     char path[4400], plots_dir[4200];
     snprintf(path, sizeof path, "%s/results.csv", o->run_dir);
+    if (results_are_text(path)) return report_text_build(o);
+    report *rp = qat_xcalloc(1, sizeof *rp);
+    rp->o = o;
     report_run *runs;
     int nruns;
     qat_status st = report_results_load(path, &runs, &nruns);
@@ -761,7 +483,14 @@ qat_status qat_report_build(const qat_report_options *o)
     if (st == QAT_OK) st = report_plots_build(&rp->d, o->run_dir, plots_dir, rp->figures, &rp->notes);
     if (st == QAT_OK) {
         build_images(rp, plots_dir);
-        environment_read(&rp->d, o->run_dir, &rp->env, &rp->notes);
+        const char **ids = qat_xmalloc((size_t)nruns * sizeof *ids);
+        bool *baseline = qat_xmalloc((size_t)nruns * sizeof *baseline);
+        for (int i = 0; i < nruns; i++) {
+            ids[i] = rp->d.runs[i].run_id;
+            baseline[i] = rp->d.runs[i].kind == REPORT_BASELINE;
+        }
+        report_env_read(o->run_dir, ids, baseline, nruns, &rp->env, &rp->notes);
+        free(ids), free(baseline);
         snprintf(path, sizeof path, "%s/experiment.ini", o->run_dir);
         void *ini;
         size_t size;

@@ -13,6 +13,17 @@
  *   RUN_ID/         summary.json (device, driver, git_commit, seed ...),
  *                   metrics.csv (baseline and QAT runs: epoch,step,train_loss,
  *                   val_loss,val_acc,seconds), model.safetensors, layers.csv
+ * A gpt experiment's results.csv has QAT_REPORT_TEXT_RESULTS_HEADER:
+ *   kind: baseline | finetune | ptq | qat | qlora; algorithm: fp32 | rtn |
+ *   gptq | ste | lsq | pact | nf4 | fp4 (QLoRA: the base; fp32 for LoRA);
+ *   source: the checkpoint the run started from, base or finetune (empty
+ *   for the baseline); val_bpc and forget_bpc: validation bits per
+ *   character on the target and forget domains, start_val_bpc: the starting
+ *   checkpoint's on the target (empty: not measured); trainable_params: what
+ *   the run trained. Its RUN_ID/metrics.csv has step,train_loss,val_loss,
+ *   val_bpc,seconds, and its report compares the arms of "fine-tune then
+ *   quantize or quantize then fine-tune" (reports/report_text.c) instead of
+ *   bit widths; there are no Fashion-MNIST images.
  * Output, in runs/NAME/: report.html, report.md, and plots/ with the PNGs
  * they show. */
 #ifndef QAT_REPORT_H
@@ -21,6 +32,11 @@
 #include <stdbool.h>
 
 #include "qat/common.h"
+
+/* The header of a gpt experiment's results.csv (qat/runner.h writes it). */
+#define QAT_REPORT_TEXT_RESULTS_HEADER                                                             \
+    "run_id,kind,algorithm,source,w_bits,a_bits,granularity,seed,val_bpc,forget_bpc,start_val_bpc," \
+    "trainable_params,model_bytes,seconds,peak_device_bytes"
 
 typedef struct qat_report_options {
     const char *run_dir;        /* runs/NAME */

@@ -87,7 +87,7 @@ int report_pareto_front(const double *size, const double *accuracy, int n, int *
 static const char *const kind_names[] = { "baseline", "ptq", "qat" };
 
 /* A field of a CSV line, NUL-terminated in place. */
-static int split_fields(char *line, char **fields, int max)
+int report_csv_split(char *line, char **fields, int max)
 {
     int n = 0;
     char *p = line;
@@ -102,7 +102,7 @@ static int split_fields(char *line, char **fields, int max)
     return n;
 }
 
-static qat_status parse_double(const char *text, const char *what, const char *source, int line, double lo,
+qat_status report_csv_double(const char *text, const char *what, const char *source, int line, double lo,
                                double hi, double *out)
 {
     char *end;
@@ -116,7 +116,7 @@ static qat_status parse_double(const char *text, const char *what, const char *s
     return QAT_OK;
 }
 
-static qat_status parse_u64(const char *text, const char *what, const char *source, int line, uint64_t *out)
+qat_status report_csv_u64(const char *text, const char *what, const char *source, int line, uint64_t *out)
 {
     char *end;
     errno = 0;
@@ -131,10 +131,10 @@ static qat_status parse_u64(const char *text, const char *what, const char *sour
     return QAT_OK;
 }
 
-static qat_status parse_bits(const char *text, const char *what, const char *source, int line, int *out)
+qat_status report_csv_bits(const char *text, const char *what, const char *source, int line, int *out)
 {
     uint64_t v;
-    QAT_TRY(parse_u64(text, what, source, line, &v));
+    QAT_TRY(report_csv_u64(text, what, source, line, &v));
     if (!((v >= 2 && v <= 8) || v == REPORT_FP32_BITS))
         return qat_error_set(QAT_ERR_FORMAT, "%s:%d: %s %s is not 2..8 or %d (FP32)", source, line, what, text,
                              REPORT_FP32_BITS);
@@ -142,7 +142,7 @@ static qat_status parse_bits(const char *text, const char *what, const char *sou
     return QAT_OK;
 }
 
-static qat_status copy_field(char *dst, size_t size, const char *text, const char *what, const char *source,
+qat_status report_csv_copy(char *dst, size_t size, const char *text, const char *what, const char *source,
                              int line)
 {
     if (strlen(text) >= size)
@@ -168,7 +168,7 @@ static qat_status parse_row(char **f, const char *source, int line, report_run *
     memset(r, 0, sizeof *r);
     r->line = line;
     if (!f[0][0]) return qat_error_set(QAT_ERR_FORMAT, "%s:%d: empty run_id", source, line);
-    QAT_TRY(copy_field(r->run_id, sizeof r->run_id, f[0], "run_id", source, line));
+    QAT_TRY(report_csv_copy(r->run_id, sizeof r->run_id, f[0], "run_id", source, line));
     int kind = -1;
     for (int k = 0; k < (int)QAT_ARRAY_LEN(kind_names); k++)
         if (strcmp(f[1], kind_names[k]) == 0) kind = k;
@@ -179,20 +179,20 @@ static qat_status parse_row(char **f, const char *source, int line, report_run *
         return qat_error_set(QAT_ERR_FORMAT, "%s:%d: algorithm '%s' does not fit kind %s (baseline: fp32; ptq: "
                              "rtn, gptq; qat: ste, lsq, pact)", source, line, f[2], f[1]);
     strcpy(r->algorithm, f[2]);
-    QAT_TRY(copy_field(r->observer, sizeof r->observer, f[3], "observer", source, line));
-    QAT_TRY(parse_bits(f[4], "w_bits", source, line, &r->w_bits));
-    QAT_TRY(parse_bits(f[5], "a_bits", source, line, &r->a_bits));
+    QAT_TRY(report_csv_copy(r->observer, sizeof r->observer, f[3], "observer", source, line));
+    QAT_TRY(report_csv_bits(f[4], "w_bits", source, line, &r->w_bits));
+    QAT_TRY(report_csv_bits(f[5], "a_bits", source, line, &r->a_bits));
     if (r->kind == REPORT_BASELINE && (r->w_bits != REPORT_FP32_BITS || r->a_bits != REPORT_FP32_BITS))
         return qat_error_set(QAT_ERR_FORMAT, "%s:%d: a baseline has %d-bit weights and activations, not %d/%d",
                              source, line, REPORT_FP32_BITS, r->w_bits, r->a_bits);
-    QAT_TRY(copy_field(r->granularity, sizeof r->granularity, f[6], "granularity", source, line));
-    QAT_TRY(parse_u64(f[7], "seed", source, line, &r->seed));
-    QAT_TRY(parse_double(f[8], "test_acc", source, line, 0, 1, &r->test_acc));
-    QAT_TRY(parse_double(f[9], "val_acc", source, line, 0, 1, &r->val_acc));
-    QAT_TRY(parse_double(f[10], "retention_pct", source, line, 0, 1e6, &r->retention_pct));
-    QAT_TRY(parse_u64(f[11], "model_bytes", source, line, &r->model_bytes));
-    QAT_TRY(parse_double(f[12], "seconds", source, line, 0, 1e12, &r->seconds));
-    QAT_TRY(parse_u64(f[13], "peak_device_bytes", source, line, &r->peak_device_bytes));
+    QAT_TRY(report_csv_copy(r->granularity, sizeof r->granularity, f[6], "granularity", source, line));
+    QAT_TRY(report_csv_u64(f[7], "seed", source, line, &r->seed));
+    QAT_TRY(report_csv_double(f[8], "test_acc", source, line, 0, 1, &r->test_acc));
+    QAT_TRY(report_csv_double(f[9], "val_acc", source, line, 0, 1, &r->val_acc));
+    QAT_TRY(report_csv_double(f[10], "retention_pct", source, line, 0, 1e6, &r->retention_pct));
+    QAT_TRY(report_csv_u64(f[11], "model_bytes", source, line, &r->model_bytes));
+    QAT_TRY(report_csv_double(f[12], "seconds", source, line, 0, 1e12, &r->seconds));
+    QAT_TRY(report_csv_u64(f[13], "peak_device_bytes", source, line, &r->peak_device_bytes));
     return QAT_OK;
 }
 
@@ -228,7 +228,7 @@ qat_status report_results_parse(const char *text, size_t len, const char *source
             header_seen = true;
         } else if (l > 0) {
             char *fields[REPORT_RESULTS_FIELDS];
-            int nf = split_fields(p, fields, REPORT_RESULTS_FIELDS);
+            int nf = report_csv_split(p, fields, REPORT_RESULTS_FIELDS);
             if (nf != REPORT_RESULTS_FIELDS) {
                 st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: %d fields, expected %d (%s)", source, line, nf,
                                    REPORT_RESULTS_FIELDS, REPORT_RESULTS_HEADER);
@@ -491,14 +491,14 @@ qat_status report_curve_load(const char *path, report_curve *out)
                 st = qat_error_set(QAT_ERR_FORMAT, "%s:1: header is not '%s'", path, header);
         } else if (l) {
             char *f[6];
-            if (split_fields(p, f, 6) != 6) {
+            if (report_csv_split(p, f, 6) != 6) {
                 st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: expected 6 fields", path, line);
                 break;
             }
             uint64_t epoch;
             double acc;
-            st = parse_u64(f[0], "epoch", path, line, &epoch);
-            if (st == QAT_OK) st = parse_double(f[4], "val_acc", path, line, 0, 1, &acc);
+            st = report_csv_u64(f[0], "epoch", path, line, &epoch);
+            if (st == QAT_OK) st = report_csv_double(f[4], "val_acc", path, line, 0, 1, &acc);
             if (st != QAT_OK) break;
             if (out->n == cap) {
                 cap = cap ? 2 * cap : 16;

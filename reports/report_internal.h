@@ -11,6 +11,7 @@
 
 #include "qat/common.h"
 #include "qat/fileio.h"
+#include "reports/report.h"
 
 #define REPORT_RESULTS_HEADER                                                                      \
     "run_id,kind,algorithm,observer,w_bits,a_bits,granularity,seed,test_acc,val_acc,retention_pct," \
@@ -42,6 +43,17 @@ typedef struct report_run {
  * The caller frees *runs. */
 qat_status report_results_parse(const char *text, size_t len, const char *source, report_run **runs, int *count);
 qat_status report_results_load(const char *path, report_run **runs, int *count);
+
+/* CSV fields for the readers: split a line at its commas in place (returns
+ * the count, stores at most max); numbers and text checked with messages
+ * naming SOURCE:LINE and the field. */
+int report_csv_split(char *line, char **fields, int max);
+qat_status report_csv_double(const char *text, const char *what, const char *source, int line, double lo, double hi,
+                             double *out);
+qat_status report_csv_u64(const char *text, const char *what, const char *source, int line, uint64_t *out);
+/* 2..8 or REPORT_FP32_BITS */
+qat_status report_csv_bits(const char *text, const char *what, const char *source, int line, int *out);
+qat_status report_csv_copy(char *dst, size_t size, const char *text, const char *what, const char *source, int line);
 
 /* Mean and sample standard deviation (n - 1 in the denominator; 0 for one
  * value, both 0 for none). */
@@ -150,6 +162,108 @@ qat_status report_plots_build(const report_data *d, const char *run_dir, const c
                               report_figure *figures, report_notes *notes);
 /* A single-quoted gnuplot string literal of `s`. */
 void report_gp_string(qat_strbuf *sb, const char *s);
+/* A double-quoted string column of a data block. */
+void report_gp_data_string(qat_strbuf *sb, const char *s);
+/* Title, axis labels, grid and the dashed FP32 line style (ls 1). */
+void report_plot_style(qat_strbuf *sb, const char *title, const char *xlabel, const char *ylabel);
+/* The i-th colour of the colour-blind-safe palette ("#0072B2"). */
+const char *report_plot_color(int i);
+
+/* --- the gpt on text (report_text_data.c, plot_text.c, report_text.c) --- */
+
+#define REPORT_TEXT_RESULTS_FIELDS 15
+
+typedef enum report_text_kind {
+    REPORT_TEXT_BASELINE, REPORT_TEXT_FINETUNE, REPORT_TEXT_PTQ, REPORT_TEXT_QAT, REPORT_TEXT_QLORA
+} report_text_kind;
+
+/* One row of a gpt experiment's results.csv. */
+typedef struct report_text_run {
+    char run_id[128];
+    report_text_kind kind;
+    char algorithm[16];        /* fp32 | rtn | gptq | ste | lsq | pact | nf4 | fp4 (QLoRA's base) */
+    bool of_finetune;          /* source finetune (PTQ of the fine-tuned model); else the base */
+    int w_bits, a_bits;
+    char granularity[64];
+    uint64_t seed;
+    double val_bpc;            /* the target domain; NAN: not recorded */
+    double forget_bpc;         /* the forget domain */
+    double start_val_bpc;      /* the checkpoint the run started from, on the target domain */
+    uint64_t trainable_params, model_bytes;
+    double seconds;
+    uint64_t peak_device_bytes;
+    int line;
+} report_text_run;
+
+qat_status report_text_results_parse(const char *text, size_t len, const char *source, report_text_run **runs,
+                                     int *count);
+
+/* The arms of the comparison, in the report's order. */
+typedef enum report_arm {
+    REPORT_ARM_BASE,           /* the pretrained model, the reference */
+    REPORT_ARM_A_FINETUNE,     /* (a)'s FP32 fine-tune before it is quantized */
+    REPORT_ARM_A,              /* (a) fine-tune then quantize: PTQ of the fine-tune */
+    REPORT_ARM_B,              /* (b) quantize then fine-tune: QLoRA on a 4-bit base */
+    REPORT_ARM_C,              /* (c) both at once: QAT */
+    REPORT_ARM_D,              /* (d) LoRA on the FP32 base */
+    REPORT_ARM_E,              /* (e) PTQ of the base */
+    REPORT_ARM_COUNT
+} report_arm;
+
+report_arm report_text_arm(const report_text_run *r);
+/* "(c) both at once" */
+const char *report_arm_name(report_arm arm);
+
+/* Runs that differ only in their seed. */
+typedef struct report_text_config {
+    const report_text_run *first;
+    int nruns;
+    int *runs;                 /* indices into report_text_data.runs */
+    report_arm arm;
+    char label[320];           /* "(a) fine-tune then quantize: FP32 fine-tune + PTQ-GPTQ W4" */
+    char short_label[192];     /* "(a) FT+GPTQ W4", for plots */
+    /* Over the seeds with a value (n_*); NAN for none. */
+    double target_mean, target_std, forget_mean, forget_std;
+    double delta_mean, delta_std; /* target bpc minus the same seed's pretrained base's */
+    int n_target, n_forget, n_delta;
+    double seconds_mean, seconds_std;
+    double trainable, model_bytes, peak_mib; /* means; peak NAN when not recorded */
+} report_text_config;
+
+typedef struct report_text_data {
+    report_text_run *runs;
+    int nruns;
+    report_text_config *configs; /* by arm, method, bits (most first), granularity */
+    int nconfigs;
+    uint64_t *seeds;           /* in order of appearance */
+    int nseeds;
+    int base;                  /* the pretrained base's config, -1 without one */
+} report_text_data;
+
+/* Groups the runs (which it takes over). */
+void report_text_data_build(report_text_data *d, report_text_run *runs, int nruns);
+void report_text_data_free(report_text_data *d);
+/* r's target bpc minus its seed's pretrained base's: the baseline row, else
+ * the start of a run from the base; NAN when neither is known. */
+double report_text_delta(const report_text_data *d, const report_text_run *r);
+
+/* Validation bpc of a gpt run (its metrics.csv: step,train_loss,val_loss,val_bpc,seconds). */
+typedef struct report_bpc_curve {
+    int n;
+    int *step;
+    double *val_bpc;
+} report_bpc_curve;
+
+qat_status report_bpc_curve_load(const char *path, report_bpc_curve *out);
+void report_bpc_curve_free(report_bpc_curve *c);
+
+enum { REPORT_TEXT_FIG_TARGET, REPORT_TEXT_FIG_TRADEOFF, REPORT_TEXT_FIG_CURVES, REPORT_TEXT_FIG_COUNT };
+
+/* target bpc per arm, target against forget bpc, bpc during training. */
+qat_status report_text_plots_build(const report_text_data *d, const char *run_dir, const char *plots_dir,
+                                   report_figure *figures, report_notes *notes);
+/* qat_report_build for results.csv with the gpt's header. */
+qat_status report_text_build(const qat_report_options *o);
 
 /* --- libpng images (png_images.c) --- */
 
@@ -206,8 +320,64 @@ typedef struct report_grid_info {
 qat_status report_grid_build(const char *fp32_checkpoint, const char *low_checkpoint, const char *device,
                              const char *data_dir, const char *png_path, report_grid_info *info);
 
-/* --- text helpers (report.c) --- */
+/* --- the page (report_page.c): what image and gpt reports share --- */
 
 void report_html_escape(qat_strbuf *sb, const char *s);
+/* Markdown table cells: '|' would end the cell, a newline the row. */
+void report_md_escape(qat_strbuf *sb, const char *s);
+bool report_file_exists(const char *path);
+/* "89.53 ± 0.12"; with one value there is no spread to show. */
+void report_format_pm(char *out, size_t size, double mean, double std, int n, int decimals);
+
+/* A table, written as HTML and as Markdown from the same cells. */
+typedef struct report_table {
+    int ncols, nrows;
+    const char *const *header;
+    const bool *numeric;       /* per column: right-aligned */
+    char **cells;              /* nrows * ncols */
+    bool *emphasis;            /* per row */
+} report_table;
+
+void report_table_init(report_table *t, int ncols, const char *const *header, const bool *numeric);
+/* ncols const char * cells follow. */
+void report_table_row(report_table *t, bool emphasis, ...);
+void report_table_free(report_table *t);
+void report_table_html(qat_strbuf *sb, const report_table *t);
+void report_table_md(qat_strbuf *sb, const report_table *t);
+
+/* Distinct values of the runs' summary.json fields. */
+typedef struct report_env {
+    report_notes devices, drivers, commits, models;
+    int missing;                                     /* runs without summary.json */
+    char first_missing[160];
+} report_env;
+
+/* Reads RUN_DIR/ID/summary.json of each run, those marked baseline first (their
+ * values lead the lists); missing and unreadable ones become notes. */
+void report_env_read(const char *run_dir, const char *const *run_ids, const bool *baseline, int n, report_env *env,
+                     report_notes *notes);
+void report_env_free(report_env *env);
+/* The items joined by "; ", or `none` for none. */
+void report_join(qat_strbuf *sb, const report_notes *list, const char *none);
+
+extern const char report_css[];
+void report_html_figure(qat_strbuf *sb, const report_figure *f, const char *alt);
+void report_md_figure(qat_strbuf *sb, const report_figure *f, const char *alt);
+/* "1, 2, 3" */
+void report_seeds_text(const uint64_t *seeds, int n, char *out, size_t size);
+/* The last component of the run directory. */
+void report_experiment_name(const char *run_dir, char *out, size_t size);
+
+/* The end of a page: notes, environment, the experiment spec (and, in HTML,
+ * the closing tags). */
+typedef struct report_tail {
+    const report_notes *notes;
+    const report_env *env;
+    const char *seeds, *run_dir, *generated;
+    const char *experiment_ini;  /* NULL: not found */
+} report_tail;
+
+void report_tail_html(qat_strbuf *sb, const report_tail *t);
+void report_tail_md(qat_strbuf *sb, const report_tail *t);
 
 #endif
