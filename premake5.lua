@@ -28,7 +28,7 @@ solution "qat"
   -- everything links this.
   project "qatcore"
     kind "StaticLib"
-    files { "qat/*.c", "qat/*.h", "ops/*.c", "ops/*.h", "datasets/*.c", "datasets/*.h", "reports/*.c", "reports/*.h" }
+    files { "qat/*.c", "qat/*.h", "qat/bits/*.c", "ops/*.c", "ops/*.h", "datasets/*.c", "datasets/*.h", "reports/*.c", "reports/*.h" }
     prebuildcommands { "$(MAKE) --no-print-directory -C .. shaders" }
     configuration "release"
       targetdir "build/lib/release"
