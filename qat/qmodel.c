@@ -8,7 +8,9 @@
 #include "qat/train.h"
 
 #define FORMAT_FP32 "qat-fp32-v1"
-#define FORMAT_QUANT "qat-quant-v1"
+#define FORMAT_QUANT "qat-quant-v2"
+/* Read only: the same but 2, 3 bits packed as nibbles and 5 to 7 bits as bytes. */
+#define FORMAT_QUANT_V1 "qat-quant-v1"
 
 static void weight_shape(const qat_layer_info *info, int *ndim, int64_t *shape)
 {
@@ -106,7 +108,7 @@ static qat_status check_qparams(const qat_checkpoint *ck, const char *layer, con
     return QAT_OK;
 }
 
-static qat_status load_weight(const qat_checkpoint *ck, qat_qmodel *qm, int layer)
+static qat_status load_weight(const qat_checkpoint *ck, qat_qmodel *qm, int layer, bool v1_packing)
 {
     const qat_layer_info *info = &qm->desc.layers[layer];
     int ndim;
@@ -145,16 +147,17 @@ static qat_status load_weight(const qat_checkpoint *ck, qat_qmodel *qm, int laye
     snprintf(name, sizeof name, "%s.weight_zero_point", info->name);
     QAT_TRY(find_tensor(ck, name, QAT_ST_I32, sdim, sshape, &tz));
     int64_t count = info->rows * info->cols;
-    int64_t packed = (int64_t)qat_packed_size(count, s.bits);
+    int64_t packed = (int64_t)(v1_packing ? qat_packed_size_v1(count, s.bits) : qat_packed_size(count, s.bits));
     snprintf(name, sizeof name, "%s.weight_q", info->name);
-    if (s.bits <= 4) QAT_TRY(find_tensor(ck, name, QAT_ST_U8, 1, &packed, &tq));
+    if (v1_packing ? s.bits <= 4 : s.bits < 8) QAT_TRY(find_tensor(ck, name, QAT_ST_U8, 1, &packed, &tq));
     else QAT_TRY(find_tensor(ck, name, QAT_ST_U8, ndim, shape, &tq));
     int64_t nscales = qat_qscheme_scale_count(&s, info->rows, info->cols);
     QAT_TRY(check_qparams(ck, info->name, "weight", ts->data, tz->data, nscales, s.bits));
     uint8_t *codes = qat_xmalloc((size_t)count);
     char what[1200];
     snprintf(what, sizeof what, "%s: tensor \"%s\"", ck->path, name);
-    qat_status st = qat_unpack_codes(tq->data, tq->nbytes, count, s.bits, codes, what);
+    qat_status st = v1_packing ? qat_unpack_codes_v1(tq->data, tq->nbytes, count, s.bits, codes, what)
+                               : qat_unpack_codes(tq->data, tq->nbytes, count, s.bits, codes, what);
     if (st == QAT_OK) qat_qmodel_set_weight(qm, layer, &s, codes, ts->data, tz->data);
     free(codes);
     return st;
@@ -198,7 +201,8 @@ qat_status qat_qmodel_load(const char *path, qat_qmodel *qm)
     qm->nlayers = qm->desc.nlayers;
     qm->nparams = qm->desc.nparams;
     const char *format = qat_st_metadata(ck.file, "format");
-    if (format && strcmp(format, FORMAT_QUANT) == 0) qm->quantized = true;
+    bool v1_packing = format && strcmp(format, FORMAT_QUANT_V1) == 0;
+    if (format && (strcmp(format, FORMAT_QUANT) == 0 || v1_packing)) qm->quantized = true;
     else if (format && strcmp(format, FORMAT_FP32) != 0)
         st = qat_error_set(QAT_ERR_FORMAT, "%s: metadata field \"format\": unknown format \"%s\" (expected %s or %s)",
                            path, format, FORMAT_FP32, FORMAT_QUANT);
@@ -212,7 +216,7 @@ qat_status qat_qmodel_load(const char *path, qat_qmodel *qm)
         const qat_param_info *p = &qm->desc.params[i];
         const qat_layer_info *layer = p->layer >= 0 ? &qm->desc.layers[p->layer] : NULL;
         if (layer && layer->weight == i) {
-            st = load_weight(&ck, qm, p->layer);
+            st = load_weight(&ck, qm, p->layer, v1_packing);
             continue;
         }
         const qat_st_tensor *t;
@@ -363,7 +367,7 @@ static qat_status build_writer(const qat_qmodel *qm, qat_st_writer *w, uint64_t 
         qat_pack_codes(l->codes, count, l->wbits, packed);
         int ndim = 1;
         int64_t s64[4] = { (int64_t)packed_bytes };
-        if (l->wbits > 4) weight_shape(info, &ndim, s64);
+        if (l->wbits == 8) weight_shape(info, &ndim, s64);
         for (int d = 0; d < ndim; d++) shape[d] = (uint64_t)s64[d];
         snprintf(name, sizeof name, "%s.weight_q", info->name);
         qat_status st = qat_st_writer_add(w, name, QAT_ST_U8, shape, ndim, packed, packed_bytes);

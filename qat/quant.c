@@ -188,7 +188,7 @@ size_t qat_packed_size(int64_t count, int bits)
 {
     QAT_ASSERT(count >= 0);
     QAT_ASSERT(bits >= QAT_QBITS_MIN && bits <= QAT_QBITS_MAX);
-    return bits <= 4 ? (size_t)((count + 1) / 2) : (size_t)count;
+    return (size_t)((count * bits + 7) / 8);
 }
 
 void qat_pack_codes(const uint8_t *codes, int64_t count, int bits, uint8_t *packed)
@@ -197,23 +197,23 @@ void qat_pack_codes(const uint8_t *codes, int64_t count, int bits, uint8_t *pack
     QAT_ASSERT(bits >= QAT_QBITS_MIN && bits <= QAT_QBITS_MAX);
     QAT_ASSERT((codes && packed) || count == 0);
     const int32_t qmax = qat_qmax(bits);
-    if (bits > 4) {
-        for (int64_t i = 0; i < count; i++) {
-            QAT_ASSERT_MSG(codes[i] <= qmax, "code exceeds 2^bits - 1");
-            packed[i] = codes[i];
+    /* Codes enter at the bottom of a bit accumulator; whole bytes leave from
+     * its top, so the first code lands in the most significant bits. */
+    uint32_t acc = 0;
+    int have = 0;
+    size_t out = 0;
+    for (int64_t i = 0; i < count; i++) {
+        QAT_ASSERT_MSG(codes[i] <= qmax, "code exceeds 2^bits - 1");
+        acc = acc << bits | codes[i];
+        have += bits;
+        while (have >= 8) {
+            have -= 8;
+            packed[out++] = (uint8_t)(acc >> have);
         }
-        return;
+        acc &= (1u << have) - 1;
     }
-    for (int64_t j = 0; j < count / 2; j++) {
-        uint8_t a = codes[2 * j], b = codes[2 * j + 1];
-        QAT_ASSERT_MSG(a <= qmax && b <= qmax, "code exceeds 2^bits - 1");
-        packed[j] = (uint8_t)(a << 4 | b);
-    }
-    if (count % 2) {
-        uint8_t a = codes[count - 1];
-        QAT_ASSERT_MSG(a <= qmax, "code exceeds 2^bits - 1");
-        packed[count / 2] = (uint8_t)(a << 4);
-    }
+    if (have) packed[out++] = (uint8_t)(acc << (8 - have));
+    QAT_ASSERT(out == qat_packed_size(count, bits));
 }
 
 qat_status qat_unpack_codes(const uint8_t *packed, size_t packed_bytes, int64_t count, int bits, uint8_t *codes,
@@ -224,6 +224,42 @@ qat_status qat_unpack_codes(const uint8_t *packed, size_t packed_bytes, int64_t 
     QAT_ASSERT((codes && packed) || count == 0);
     if (!what) what = "codes";
     const size_t want = qat_packed_size(count, bits);
+    if (packed_bytes != want)
+        return qat_error_set(QAT_ERR_FORMAT, "%s: %zu bytes of packed %d-bit codes, expected %zu for %lld codes",
+                             what, packed_bytes, bits, want, (long long)count);
+    uint32_t acc = 0;
+    int have = 0;
+    size_t in = 0;
+    for (int64_t i = 0; i < count; i++) {
+        while (have < bits) {
+            acc = acc << 8 | packed[in++];
+            have += 8;
+        }
+        have -= bits;
+        codes[i] = (uint8_t)(acc >> have & (uint32_t)qat_qmax(bits));
+        acc &= (1u << have) - 1;
+    }
+    if (acc != 0)
+        return qat_error_set(QAT_ERR_FORMAT, "%s: the %d padding bits after the last of %lld %d-bit codes are not 0",
+                             what, have, (long long)count, bits);
+    return QAT_OK;
+}
+
+size_t qat_packed_size_v1(int64_t count, int bits)
+{
+    QAT_ASSERT(count >= 0);
+    QAT_ASSERT(bits >= QAT_QBITS_MIN && bits <= QAT_QBITS_MAX);
+    return bits <= 4 ? (size_t)((count + 1) / 2) : (size_t)count;
+}
+
+qat_status qat_unpack_codes_v1(const uint8_t *packed, size_t packed_bytes, int64_t count, int bits, uint8_t *codes,
+                               const char *what)
+{
+    QAT_ASSERT(count >= 0);
+    QAT_ASSERT(bits >= QAT_QBITS_MIN && bits <= QAT_QBITS_MAX);
+    QAT_ASSERT((codes && packed) || count == 0);
+    if (!what) what = "codes";
+    const size_t want = qat_packed_size_v1(count, bits);
     if (packed_bytes != want)
         return qat_error_set(QAT_ERR_FORMAT, "%s: %zu bytes of packed %d-bit codes, expected %zu for %lld codes",
                              what, packed_bytes, bits, want, (long long)count);

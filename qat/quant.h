@@ -58,14 +58,21 @@ void qat_quantize_weight(const float *w, int64_t rows, int64_t cols, const qat_q
 void qat_dequantize_weight(const uint8_t *codes, int64_t rows, int64_t cols, const qat_qscheme *s,
                            const float *scale, const int32_t *zero_point, float *w);
 
-/* Checkpoint packing: at 4 bits or fewer, two codes per byte with element 2j
- * in the high nibble and 2j + 1 in the low one (an odd count leaves the last
- * low nibble 0); above 4 bits, one code per byte. */
+/* Checkpoint packing (qat-quant-v2): the codes as one bit stream, `bits`
+ * bits each, most significant bit first, zero-padded to a whole byte. At 4
+ * bits element 2j is the high nibble of byte j; at 8 bits one code per
+ * byte; at 2, 3, 5, 6 and 7 bits nothing is wasted, so a model's bytes fall
+ * with every bit a layer gives up (mixed precision, qat/bits.h). */
 size_t qat_packed_size(int64_t count, int bits);
 void qat_pack_codes(const uint8_t *codes, int64_t count, int bits, uint8_t *packed);
-/* Fails (QAT_ERR_FORMAT, naming `what`) if the size is wrong, a code
- * exceeds 2^bits - 1, or the padding nibble of an odd count is not 0. */
+/* Fails (QAT_ERR_FORMAT, naming `what`) if the size is wrong or the padding
+ * bits are not 0. */
 qat_status qat_unpack_codes(const uint8_t *packed, size_t packed_bytes, int64_t count, int bits, uint8_t *codes,
                             const char *what);
+/* qat-quant-v1 checkpoints: at 4 bits or fewer two codes per byte (element
+ * 2j in the high nibble), above 4 bits one code per byte. Read only. */
+size_t qat_packed_size_v1(int64_t count, int bits);
+qat_status qat_unpack_codes_v1(const uint8_t *packed, size_t packed_bytes, int64_t count, int bits, uint8_t *codes,
+                               const char *what);
 
 #endif

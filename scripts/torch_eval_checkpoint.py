@@ -49,8 +49,14 @@ def dequantize(tensors, meta):
             shape = [int(d) for d in meta[layer + ".weight_shape"].split(",")]
             rows, count = shape[0], int(np.prod(shape))
             q = t.flatten().to(torch.int32)
-            if bits <= 4:
-                q = torch.stack([q >> 4, q & 15], 1).flatten()[:count]
+            if meta.get("format") == "qat-quant-v1":
+                if bits <= 4:
+                    q = torch.stack([q >> 4, q & 15], 1).flatten()[:count]
+            elif bits < 8:
+                # qat-quant-v2: one bit stream, most significant bit first
+                stream = torch.stack([(q >> (7 - k)) & 1 for k in range(8)], 1).flatten()[: count * bits]
+                weights_of_bits = 1 << torch.arange(bits - 1, -1, -1, dtype=torch.int32)
+                q = (stream.reshape(count, bits) * weights_of_bits).sum(1)
             q = q.reshape(rows, count // rows)
             scale, zp = tensors[layer + ".weight_scale"], tensors[layer + ".weight_zero_point"]
             gran = meta[layer + ".weight_granularity"]

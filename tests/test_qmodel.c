@@ -154,7 +154,7 @@ Test(qmodel, quantized_checkpoint_round_trips_and_its_size_is_model_bytes)
     cr_expect_str_eq(qat_st_metadata(f, "fc1.weight_bits"), "4");
     cr_expect_str_eq(qat_st_metadata(f, "fc1.weight_granularity"), "group:64");
     cr_expect_str_eq(qat_st_metadata(f, "fc3.input_bits"), "3");
-    cr_expect_str_eq(qat_st_metadata(f, "format"), "qat-quant-v1");
+    cr_expect_str_eq(qat_st_metadata(f, "format"), "qat-quant-v2");
     cr_expect_str_eq(qat_st_metadata(f, "seed"), "9");
     uint64_t data_bytes = 0;
     for (size_t i = 0; i < qat_st_count(f); i++) data_bytes += qat_st_tensor_at(f, i)->nbytes;

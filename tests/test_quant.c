@@ -131,17 +131,29 @@ Test(quant, scale_count_layout_and_indexing_per_granularity)
     }
 }
 
-Test(quant, pack_layout_is_high_nibble_first)
+Test(quant, pack_layout_is_one_bit_stream_most_significant_bit_first)
 {
     const uint8_t codes[5] = {1, 2, 3, 15, 7};
-    uint8_t packed[3];
+    uint8_t packed[5];
     cr_assert_eq(qat_packed_size(5, 4), 3);
-    cr_assert_eq(qat_packed_size(5, 5), 5);
+    cr_assert_eq(qat_packed_size(5, 5), 4, "25 bits");
+    cr_assert_eq(qat_packed_size(5, 3), 2, "15 bits");
+    cr_assert_eq(qat_packed_size(5, 8), 5);
     cr_assert_eq(qat_packed_size(0, 2), 0);
     qat_pack_codes(codes, 5, 4, packed);
-    cr_assert_eq(packed[0], 0x12);
+    cr_assert_eq(packed[0], 0x12, "element 0 in the high nibble");
     cr_assert_eq(packed[1], 0x3f);
     cr_assert_eq(packed[2], 0x70);
+    /* 3 bits: 001 010 011 111 111(7) + one padding bit */
+    const uint8_t codes3[5] = {1, 2, 3, 7, 7};
+    qat_pack_codes(codes3, 5, 3, packed);
+    cr_assert_eq(packed[0], 0x29, "001 010 01");  /* 0010 1001 */
+    cr_assert_eq(packed[1], 0xfe, "1 111 111 0"); /* 1111 1110 */
+    /* 2 bits: four per byte */
+    const uint8_t codes2[5] = {3, 0, 1, 2, 1};
+    qat_pack_codes(codes2, 5, 2, packed);
+    cr_assert_eq(packed[0], 0xc6); /* 11 00 01 10 */
+    cr_assert_eq(packed[1], 0x40); /* 01 000000 */
 }
 
 Test(quant, pack_unpack_round_trips_every_width)
@@ -151,20 +163,21 @@ Test(quant, pack_unpack_round_trips_every_width)
     for (int bits = QAT_QBITS_MIN; bits <= QAT_QBITS_MAX; bits++)
         for (size_t c = 0; c < QAT_ARRAY_LEN(counts); c++) {
             const int64_t n = counts[c];
-            uint8_t codes[257], back[257], packed[257];
+            uint8_t codes[257], back[257], packed[258];
             for (int64_t i = 0; i < n; i++) codes[i] = (uint8_t)(test_rng_next(&rng) % (uint64_t)(qat_qmax(bits) + 1));
             codes[0] = (uint8_t)qat_qmax(bits);
             const size_t size = qat_packed_size(n, bits);
-            cr_assert_eq(size, bits <= 4 ? (size_t)(n + 1) / 2 : (size_t)n);
+            cr_assert_eq(size, (size_t)(n * bits + 7) / 8);
             memset(packed, 0xaa, sizeof packed);
             qat_pack_codes(codes, n, bits, packed);
+            cr_assert_eq(packed[size], 0xaa, "nothing written past the packed size");
             cr_assert_eq(qat_unpack_codes(packed, size, n, bits, back, "w"), QAT_OK, "%d bits, %lld codes: %s", bits,
                          (long long)n, qat_error_message());
             cr_assert_arr_eq(back, codes, (size_t)n);
         }
 }
 
-Test(quant, unpack_rejects_wrong_sizes_and_codes_out_of_range)
+Test(quant, unpack_rejects_wrong_sizes_and_nonzero_padding)
 {
     uint8_t codes[8];
     const uint8_t p3[2] = {0x12, 0x30};
@@ -172,23 +185,37 @@ Test(quant, unpack_rejects_wrong_sizes_and_codes_out_of_range)
     cr_assert_eq(codes[2], 3);
     cr_assert_eq(qat_unpack_codes(p3, 1, 3, 4, codes, "fc1.weight"), QAT_ERR_FORMAT);
     assert_error_mentions("fc1.weight");
-    cr_assert_eq(qat_unpack_codes(p3, 2, 3, 6, codes, "fc2.weight"), QAT_ERR_FORMAT);
+    cr_assert_eq(qat_unpack_codes(p3, 2, 3, 6, codes, "fc2.weight"), QAT_ERR_FORMAT, "18 bits take 3 bytes");
     assert_error_mentions("fc2.weight");
-
-    const uint8_t big3[2] = {0x17, 0x80}; /* 8 > 7 at 3 bits */
-    cr_assert_eq(qat_unpack_codes(big3, 2, 3, 3, codes, "conv1.weight"), QAT_ERR_FORMAT);
-    assert_error_mentions("conv1.weight");
-    assert_error_mentions("8");
-    const uint8_t big2[1] = {0x04}; /* 4 > 3 at 2 bits */
-    cr_assert_eq(qat_unpack_codes(big2, 1, 2, 2, codes, "x"), QAT_ERR_FORMAT);
-    const uint8_t big5[2] = {31, 32};
-    cr_assert_eq(qat_unpack_codes(big5, 2, 2, 5, codes, "y"), QAT_ERR_FORMAT);
-    assert_error_mentions("y");
-    cr_assert_eq(qat_unpack_codes(big5, 1, 1, 5, codes, "y"), QAT_OK);
-    const uint8_t pad[1] = {0x21}; /* one code: the low nibble must be 0 */
+    const uint8_t pad[1] = {0x21}; /* one 4-bit code: the low nibble is padding */
     cr_assert_eq(qat_unpack_codes(pad, 1, 1, 4, codes, "z"), QAT_ERR_FORMAT);
     assert_error_mentions("z");
+    const uint8_t pad3[2] = {0x29, 0xff}; /* five 3-bit codes: the last bit is padding */
+    cr_assert_eq(qat_unpack_codes(pad3, 2, 5, 3, codes, "conv1.weight"), QAT_ERR_FORMAT);
+    assert_error_mentions("conv1.weight");
+    assert_error_mentions("padding");
     cr_assert_eq(strchr(qat_error_message(), '\n'), NULL);
+}
+
+/* qat-quant-v1 checkpoints are still read: nibbles up to 4 bits, bytes above. */
+Test(quant, v1_unpack_reads_nibbles_and_bytes_and_rejects_codes_out_of_range)
+{
+    uint8_t codes[8];
+    cr_assert_eq(qat_packed_size_v1(5, 3), 3);
+    cr_assert_eq(qat_packed_size_v1(5, 5), 5);
+    const uint8_t n3[2] = {0x12, 0x30};
+    cr_assert_eq(qat_unpack_codes_v1(n3, 2, 3, 3, codes, "fc1.weight"), QAT_OK);
+    cr_assert(codes[0] == 1 && codes[1] == 2 && codes[2] == 3);
+    const uint8_t big3[2] = {0x17, 0x80}; /* 8 > 7 at 3 bits */
+    cr_assert_eq(qat_unpack_codes_v1(big3, 2, 3, 3, codes, "conv1.weight"), QAT_ERR_FORMAT);
+    assert_error_mentions("conv1.weight");
+    assert_error_mentions("8");
+    const uint8_t big5[2] = {31, 32};
+    cr_assert_eq(qat_unpack_codes_v1(big5, 2, 2, 5, codes, "y"), QAT_ERR_FORMAT);
+    cr_assert_eq(qat_unpack_codes_v1(big5, 1, 1, 5, codes, "y"), QAT_OK);
+    const uint8_t pad[1] = {0x21};
+    cr_assert_eq(qat_unpack_codes_v1(pad, 1, 1, 4, codes, "z"), QAT_ERR_FORMAT);
+    cr_assert_eq(qat_unpack_codes_v1(n3, 1, 3, 4, codes, "w"), QAT_ERR_FORMAT, "wrong size");
 }
 
 Test(quant, granularity_parse_and_format)
