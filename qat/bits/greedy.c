@@ -1,9 +1,9 @@
 /* greedy: start every layer at the largest width, then, while the total is
  * over the budget, lower the one layer whose cost rises least per byte saved
- * (ties: the earliest layer). Cheap and usually close to the optimum, but
- * not always at it: it never undoes a step, so a big late step that was the
- * cheapest per byte can overshoot the budget where a costlier small step
- * would have sufficed (hawq finds the optimum). */
+ * (ties: the earliest layer). Cheap and easy to follow, but not always
+ * optimal: it never undoes a step, so a big step that was the cheapest per
+ * byte can save far more than needed where a costlier small step would have
+ * sufficed (hawq finds the optimum). */
 #include "qat/bits.h"
 
 #include <inttypes.h>
