@@ -102,10 +102,9 @@ qat_status quant_evaluate_text(quant_run *run, const qat_qmodel *qm, double *bpc
     return QAT_OK;
 }
 
-qat_status quant_run_begin(quant_run *run, const qat_quantize_options *o, qat_quantize_result *r)
+qat_status quant_run_load(quant_run *run, const qat_quantize_options *o)
 {
     memset(run, 0, sizeof *run);
-    memset(r, 0, sizeof *r);
     run->o = o;
     run->t0 = qat_now();
     QAT_TRY(qat_qmodel_load(o->ckpt, &run->fp32));
@@ -137,8 +136,15 @@ qat_status quant_run_begin(quant_run *run, const qat_quantize_options *o, qat_qu
     if (!run->opts.calib_batches) run->opts.calib_batches = run->text ? 8 : 32;
     run->o = o = &run->opts;
     QAT_TRY(run->text ? load_text(run) : load_images(run));
+    return qat_ctx_init(o->device, &run->ctx);
+}
+
+qat_status quant_run_begin(quant_run *run, const qat_quantize_options *o, qat_quantize_result *r)
+{
+    memset(r, 0, sizeof *r);
+    QAT_TRY(quant_run_load(run, o));
+    o = run->o;
     QAT_TRY(qat_mkdir_p(o->out_dir));
-    QAT_TRY(qat_ctx_init(o->device, &run->ctx));
     if (run->text) {
         QAT_TRY(quant_evaluate_text(run, &run->fp32, &r->fp32_val_bpc, &r->fp32_forget_val_bpc));
         if (!o->quiet) printf("fp32 checkpoint %s: val_bpc %.4f on %s\n", o->ckpt, r->fp32_val_bpc, o->data_spec);

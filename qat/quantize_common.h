@@ -22,9 +22,12 @@ typedef struct quant_run {
     double t0;
 } quant_run;
 
-/* Loads the checkpoint and data, checks the config against the model,
- * creates the device context and the output directory, evaluates the FP32
- * model on the test split and draws the calibration sample. */
+/* Loads the checkpoint, the config (bit map included) and the data, fills in
+ * the model-dependent defaults, draws the calibration sample and creates the
+ * device context. */
+qat_status quant_run_load(quant_run *run, const qat_quantize_options *o);
+/* quant_run_load, then creates the output directory and evaluates the FP32
+ * model on the test split (the gpt: on the validation splits). */
 qat_status quant_run_begin(quant_run *run, const qat_quantize_options *o, qat_quantize_result *r);
 void quant_run_end(quant_run *run);
 

@@ -86,7 +86,7 @@ static void expect_error(const char *const *args, int code, const char *needle1,
 
 Test(cli, every_subcommand_has_help)
 {
-    const char *cmds[] = { "train", "eval", "devices", "bench", "ptq", "qat", "run", "report" };
+    const char *cmds[] = { "train", "eval", "devices", "bench", "ptq", "qat", "bits", "run", "report" };
     for (size_t i = 0; i < QAT_ARRAY_LEN(cmds); i++) {
         if (strcmp(cmds[i], "bench") == 0) {
             char bench[PATH_MAX + 32];
@@ -372,6 +372,113 @@ Test(cli, ptq_and_qat_write_checkpoints_that_eval_reproduces, .timeout = 600)
             free(ma), free(mb);
         }
     }
+    test_rmtree(dir);
+}
+
+/* `qat bits` end to end on a random mlp: each sensitivity measure feeds
+ * hawq, the map it writes is one `qat ptq` takes, the checkpoint that PTQ
+ * writes has exactly the bytes `qat bits` accounted, and the same seed gives
+ * the same map. */
+Test(cli, bits_maps_a_budget_that_ptq_meets_to_the_byte, .timeout = 600)
+{
+    expect_error((const char *[]){ "bits", "--ckpt", "x", "--out", "y.map", "--budget", "3", NULL }, 2,
+                 "--strategy is required", NULL);
+    expect_error((const char *[]){ "bits", "--candidates", "4,3", NULL }, 2, "--candidates", NULL);
+    expect_error((const char *[]){ "bits", "--sensitivity", "trace", NULL }, 2, "--sensitivity", "hessian");
+    result r;
+    run_qat(&r, (const char *[]){ "bits", "--list", NULL });
+    cr_expect_eq(r.status, 0);
+    cr_expect(strstr(r.out, "uniform\n") && strstr(r.out, "greedy\n") && strstr(r.out, "hawq\n") &&
+                  strstr(r.out, "manual\n") && strstr(r.out, "rules\n"),
+              "qat bits --list: %s", r.out);
+    if (!test_have_data_and_device()) cr_skip_test("needs Fashion-MNIST and a Vulkan device");
+    char dir[] = "/tmp/qat-bits-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char ckpt[128], map[128], map2[128], out[128], path[256];
+    snprintf(ckpt, sizeof ckpt, "%s/fp32.safetensors", dir);
+    write_random_mlp(ckpt);
+    snprintf(map, sizeof map, "%s/bits.map", dir);
+    expect_error((const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "optimal", "--budget", "3", "--out", map,
+                                   NULL },
+                 1, "unknown strategy 'optimal'", "hawq");
+    expect_error((const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "uniform", "--budget", "3 bits", "--out",
+                                   map, NULL },
+                 1, "--budget", "3 bits");
+    expect_error((const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "uniform", "--budget", "1KB", "--out", map,
+                                   NULL },
+                 1, "--budget 1KB", "FP32");
+    const char bad_map[] = "fc1 4 fp32\nfc2 2 fp32\n# fc3 at 8 bits\nfc9 8 fp32\n";
+    cr_assert_eq(qat_file_write_atomic(map, bad_map, strlen(bad_map)), QAT_OK);
+    snprintf(map2, sizeof map2, "%s/out.map", dir);
+    expect_error((const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "manual", "--map", map, "--out", map2, NULL },
+                 1, "bits.map:4:", "unknown layer 'fc9'");
+
+    const char *sens[] = { "hessian", "fisher", "perturbation" };
+    for (int k = 0; k < 3; k++) {
+        const char *args[] = { "bits", "--ckpt", ckpt, "--strategy", "hawq", "--budget", "3", "--sensitivity",
+                               sens[k], "--calib", "2", "--batch", "64", "--val", "500", "--max-probes", "6",
+                               "--candidates", "2,3,4,8", "--granularity", "group:64", "--out", map, NULL };
+        run_qat(&r, args);
+        cr_assert_eq(r.status, 0, "qat bits --sensitivity %s: %s", sens[k], r.err);
+        cr_expect(!strstr(r.err, "validation"), "Vulkan validation messages: %s", r.err);
+        cr_expect(strstr(r.out, sens[k]) && strstr(r.out, "fc1") && strstr(r.out, "fc3"), "%s", r.out);
+        const char *model = strstr(r.out, "model ");
+        cr_assert_not_null(model, "%s", r.out);
+        double bits_model_bytes = strtod(model + 6, NULL);
+        /* The map is one PTQ reads, every layer at a candidate width. */
+        qat_qmodel qm;
+        cr_assert_eq(qat_qmodel_load(ckpt, &qm), QAT_OK);
+        qat_qconfig qc;
+        qat_qconfig_uniform(&qc, &qm.desc, 5, 0, QAT_GRAN_CHANNEL, 0);
+        cr_assert_eq(qat_qconfig_load_bits_map(&qc, map), QAT_OK, "%s", qat_error_message());
+        double weights = 0, code_bits = 0;
+        for (int l = 0; l < qc.nlayers; l++) {
+            int b = qc.layers[l].wbits;
+            cr_expect(b == 2 || b == 3 || b == 4 || b == 8, "%s: %d bits", qm.desc.layers[l].name, b);
+            cr_expect_eq(qc.layers[l].gran, QAT_GRAN_GROUP);
+            weights += (double)(qm.desc.layers[l].rows * qm.desc.layers[l].cols);
+            code_bits += (double)(qm.desc.layers[l].rows * qm.desc.layers[l].cols) * b;
+        }
+        cr_expect(code_bits <= 3 * weights, "%.0f code bits for %.0f weights exceed 3 bits each", code_bits, weights);
+        qat_qmodel_free(&qm);
+        snprintf(out, sizeof out, "%s/ptq-%s", dir, sens[k]);
+        run_qat(&r, (const char *[]){ "ptq", "--ckpt", ckpt, "--wbits", "5", "--abits", "fp32", "--bits-map", map,
+                                      "--calib", "2", "--batch", "64", "--val", "500", "--quiet", "--out", out,
+                                      NULL });
+        cr_assert_eq(r.status, 0, "ptq with the map: %s", r.err);
+        size_t size;
+        snprintf(path, sizeof path, "%s/summary.json", out);
+        char *summary = read_file(path, &size);
+        cr_expect_eq(json_number(summary, "model_bytes"), bits_model_bytes, "qat bits accounted %.0f bytes, PTQ "
+                     "wrote %.0f", bits_model_bytes, json_number(summary, "model_bytes"));
+        free(summary);
+        if (k == 0) {
+            /* Same seed, same map. */
+            size_t na, nb;
+            char *a = read_file(map, &na);
+            args[QAT_ARRAY_LEN(args) - 2] = map2;
+            run_qat(&r, args);
+            cr_assert_eq(r.status, 0, "%s", r.err);
+            char *b = read_file(map2, &nb);
+            cr_expect(na == nb && memcmp(a, b, na) == 0, "two runs with the same seed wrote different maps");
+            free(a), free(b);
+        }
+    }
+    /* manual: the map's bits, checked against the budget. */
+    const char manual[] = "fc1 2 fp32\nfc2 8 fp32\nfc3 4 fp32\n";
+    cr_assert_eq(qat_file_write_atomic(map, manual, strlen(manual)), QAT_OK);
+    run_qat(&r, (const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "manual", "--map", map, "--out", map2,
+                                  "--quiet", NULL });
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    size_t n;
+    char *written = read_file(map2, &n);
+    cr_expect(strstr(written, "\nfc1 2 fp32 channel") && strstr(written, "\nfc2 8 fp32 channel") &&
+                  strstr(written, "\nfc3 4 fp32 channel"),
+              "%s", written);
+    free(written);
+    expect_error((const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "manual", "--map", map, "--budget", "2",
+                                   "--out", map2, NULL },
+                 1, "budget", NULL);
     test_rmtree(dir);
 }
 

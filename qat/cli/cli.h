@@ -28,6 +28,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_ptq(int argc, char **argv);
 int cmd_qat(int argc, char **argv);
 int cmd_qlora(int argc, char **argv);
+int cmd_bits(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 

@@ -14,6 +14,7 @@ static const struct {
     { "ptq", cmd_ptq, "post-training quantization of a checkpoint (round-to-nearest or GPTQ)" },
     { "qat", cmd_qat, "quantization-aware fine-tuning of a checkpoint (STE, LSQ or PACT)" },
     { "qlora", cmd_qlora, "fine-tune a gpt through LoRA adapters over a frozen NF4 (or FP4, FP32) base" },
+    { "bits", cmd_bits, "choose per-layer weight bits under a size budget (mixed precision) and write a bit map" },
     { "run", cmd_run, "run an experiment's grid (experiments/NAME.ini) and write its report" },
     { "report", cmd_report, "rebuild an experiment's results.csv and report from its runs" },
     { "devices", cmd_devices, "list the Vulkan devices and mark the one qat would use" },

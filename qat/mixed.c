@@ -1,0 +1,481 @@
+#include "qat/mixed.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qat/context.h"
+#include "qat/fileio.h"
+#include "qat/progress.h"
+#include "qat/quantize_common.h"
+#include "qat/version.h"
+
+typedef struct bits_run {
+    const qat_bits_options *o;
+    quant_run run;
+    int n;                          /* quantizable layers */
+    int layer[QAT_MODEL_MAX_LAYERS];/* their indices in the description */
+    qat_bits_layer table[QAT_MODEL_MAX_LAYERS];
+    qat_bits_problem problem;
+    int manual_bits[QAT_MODEL_MAX_LAYERS];
+    uint64_t rest_bytes;            /* everything in the checkpoint but the layers' weights */
+    /* Sensitivity on the device. */
+    qat_graph *g;
+    qat_model m;
+    qat_seq *seq;
+} bits_run;
+
+static qat_bits_role layer_role(const char *name)
+{
+    if (strstr(name, ".attn.")) return QAT_BITS_ROLE_ATTENTION;
+    if (strstr(name, ".mlp.")) return QAT_BITS_ROLE_MLP;
+    return QAT_BITS_ROLE_OTHER;
+}
+
+static const float *fp32_weight(const bits_run *b, int i)
+{
+    return b->run.fp32.values[b->run.fp32.desc.layers[b->layer[i]].weight];
+}
+
+/* Round to nearest at candidate k with the run's scheme and observer, as
+ * PTQ's rtn does it: the dequantized weight into q. */
+static void weight_rtn(const bits_run *b, int i, int bits, float *q)
+{
+    const qat_layer_info *info = &b->run.fp32.desc.layers[b->layer[i]];
+    qat_qscheme s = qat_qconfig_weight_scheme(&b->run.qc, b->layer[i]);
+    s.bits = bits;
+    int64_t nscales = qat_qscheme_scale_count(&s, info->rows, info->cols);
+    float *scale = qat_xmalloc((size_t)nscales * sizeof *scale);
+    int32_t *zero = qat_xmalloc((size_t)nscales * sizeof *zero);
+    uint8_t *codes = qat_xmalloc((size_t)(info->rows * info->cols));
+    const float *w = fp32_weight(b, i);
+    qat_weight_qparams(w, info->rows, info->cols, &s, b->run.o->observer, scale, zero);
+    qat_quantize_weight(w, info->rows, info->cols, &s, scale, zero, codes);
+    qat_dequantize_weight(codes, info->rows, info->cols, &s, scale, zero, q);
+    free(scale), free(zero), free(codes);
+}
+
+static qat_status build_graph(bits_run *b, bool gradients)
+{
+    quant_run *run = &b->run;
+    b->g = qat_graph_create(run->ctx);
+    qat_model_build(b->g, &run->fp32.desc, run->o->batch, gradients, &b->m);
+    if (gradients) qat_graph_backward(b->g, b->m.loss);
+    QAT_TRY(qat_graph_compile(b->g));
+    QAT_TRY(qat_qmodel_apply(&run->fp32, b->g, &b->m));
+    qat_graph_set_phase(b->g, false, 0);
+    return qat_seq_create(b->g, 0, qat_graph_node_count(b->g), &b->seq);
+}
+
+static void free_graph(bits_run *b)
+{
+    qat_seq_free(b->seq);
+    qat_graph_free(b->g);
+    b->seq = NULL;
+    b->g = NULL;
+}
+
+/* The mean loss over the calibration batches, summed in double. */
+static qat_status calib_loss(bits_run *b, double *loss)
+{
+    double sum = 0;
+    for (int k = 0; k < b->run.o->calib_batches; k++) {
+        quant_fill_calib_batch(&b->run, b->g, &b->m, k);
+        QAT_TRY(qat_seq_run(b->seq));
+        sum += *(const float *)qat_graph_output_slot(b->g, b->m.loss);
+    }
+    *loss = sum / b->run.o->calib_batches;
+    return QAT_OK;
+}
+
+static qat_status measure_perturbation(bits_run *b, qat_bits_result *r)
+{
+    const qat_bits_problem *p = &b->problem;
+    QAT_TRY(build_graph(b, false));
+    QAT_TRY(calib_loss(b, &r->calib_loss));
+    qat_progress bar;
+    qat_progress_begin(&bar, "perturbation", (uint64_t)(b->n * p->ncandidates));
+    qat_status st = QAT_OK;
+    for (int i = 0; i < b->n && st == QAT_OK; i++) {
+        const qat_layer_info *info = &b->run.fp32.desc.layers[b->layer[i]];
+        int t = b->m.params[info->weight];
+        float *q = qat_xmalloc((size_t)(info->rows * info->cols) * sizeof *q);
+        for (int k = 0; k < p->ncandidates && st == QAT_OK; k++) {
+            weight_rtn(b, i, p->bits[k], q);
+            double loss = 0;
+            st = qat_tensor_write(b->g, t, q);
+            if (st == QAT_OK) st = calib_loss(b, &loss);
+            /* A quantized layer can lower the calibration loss by chance;
+             * strategies read that as "free", not as a gain. */
+            b->table[i].cost[k] = fmax(loss - r->calib_loss, 0.0);
+            if (k == 0) r->layers[i].sensitivity = loss - r->calib_loss;
+            qat_progress_update(&bar, (uint64_t)(i * p->ncandidates + k + 1), info->name);
+        }
+        if (st == QAT_OK) st = qat_tensor_write(b->g, t, fp32_weight(b, i));
+        free(q);
+    }
+    qat_progress_end(&bar);
+    return st;
+}
+
+/* The gradient of the mean calibration loss with respect to the quantizable
+ * layers' weights, concatenated in layer order. */
+static qat_status layers_gradient(void *user, const float *w, float *grad, double *loss_out)
+{
+    bits_run *b = user;
+    const qat_model_desc *d = &b->run.fp32.desc;
+    int64_t at = 0;
+    for (int i = 0; i < b->n; i++) {
+        const qat_layer_info *info = &d->layers[b->layer[i]];
+        QAT_TRY(qat_tensor_write(b->g, b->m.params[info->weight], w + at));
+        at += info->rows * info->cols;
+    }
+    int64_t total = at;
+    double *sum = qat_xcalloc((size_t)total, sizeof *sum);
+    float *g = qat_xmalloc((size_t)total * sizeof *g);
+    double loss = 0;
+    qat_status st = QAT_OK;
+    for (int k = 0; k < b->run.o->calib_batches && st == QAT_OK; k++) {
+        quant_fill_calib_batch(&b->run, b->g, &b->m, k);
+        st = qat_seq_run(b->seq);
+        if (st != QAT_OK) break;
+        loss += *(const float *)qat_graph_output_slot(b->g, b->m.loss);
+        at = 0;
+        for (int i = 0; i < b->n && st == QAT_OK; i++) {
+            const qat_layer_info *info = &d->layers[b->layer[i]];
+            st = qat_tensor_read(b->g, qat_tensor_cget(b->g, b->m.params[info->weight])->grad, g + at);
+            at += info->rows * info->cols;
+        }
+        for (int64_t j = 0; j < total; j++) sum[j] += g[j];
+    }
+    for (int64_t j = 0; j < total; j++) grad[j] = (float)(sum[j] / b->run.o->calib_batches);
+    if (loss_out) *loss_out = loss / b->run.o->calib_batches;
+    free(sum), free(g);
+    return st;
+}
+
+static int64_t layers_numel(const bits_run *b)
+{
+    int64_t n = 0;
+    for (int i = 0; i < b->n; i++) n += b->table[i].numel;
+    return n;
+}
+
+static float *concat_weights(const bits_run *b)
+{
+    float *w = qat_xmalloc((size_t)layers_numel(b) * sizeof *w);
+    int64_t at = 0;
+    for (int i = 0; i < b->n; i++) {
+        memcpy(w + at, fp32_weight(b, i), (size_t)b->table[i].numel * sizeof *w);
+        at += b->table[i].numel;
+    }
+    return w;
+}
+
+static void weight_errors(const bits_run *b, qat_bits_result *r)
+{
+    for (int i = 0; i < b->n; i++) {
+        float *q = qat_xmalloc((size_t)b->table[i].numel * sizeof *q);
+        const float *w = fp32_weight(b, i);
+        for (int k = 0; k < b->problem.ncandidates; k++) {
+            weight_rtn(b, i, b->problem.bits[k], q);
+            double e = 0;
+            for (int64_t j = 0; j < b->table[i].numel; j++) e += ((double)q[j] - w[j]) * ((double)q[j] - w[j]);
+            r->layers[i].weight_error[k] = e;
+        }
+        free(q);
+    }
+}
+
+static qat_status measure_hessian(bits_run *b, qat_bits_result *r)
+{
+    const qat_bits_options *o = b->o;
+    QAT_TRY(build_graph(b, true));
+    QAT_TRY(calib_loss(b, &r->calib_loss));
+    int64_t numel[QAT_MODEL_MAX_LAYERS];
+    for (int i = 0; i < b->n; i++) numel[i] = b->table[i].numel;
+    qat_hutchinson_options ho = {
+        .min_probes = o->min_probes ? o->min_probes : 8, .max_probes = o->max_probes ? o->max_probes : 32,
+        .rel_tol = o->probe_tol > 0 ? o->probe_tol : 0.1, .eps_rel = 1e-2, .seed = b->run.o->seed,
+        .progress_label = "hutchinson",
+    };
+    if (ho.max_probes < ho.min_probes) ho.min_probes = ho.max_probes;
+    float *w0 = concat_weights(b);
+    double trace[QAT_MODEL_MAX_LAYERS], err[QAT_MODEL_MAX_LAYERS];
+    qat_hutchinson_result hr;
+    qat_status st = qat_hutchinson_trace(layers_gradient, b, b->n, numel, w0, &ho, trace, err, &hr);
+    free(w0);
+    if (st != QAT_OK) return st;
+    r->probes = hr.probes;
+    r->settled = hr.settled;
+    for (int i = 0; i < b->n; i++) {
+        r->layers[i].sensitivity = trace[i] / (double)numel[i];
+        r->layers[i].sensitivity_err = err[i] / (double)numel[i];
+        /* A negative trace (a saddle direction, or noise around zero)
+         * would make quantizing that layer look like a gain. */
+        double curvature = fmax(trace[i], 0.0) / (double)numel[i];
+        for (int k = 0; k < b->problem.ncandidates; k++)
+            b->table[i].cost[k] = curvature * r->layers[i].weight_error[k];
+    }
+    return QAT_OK;
+}
+
+static qat_status measure_fisher(bits_run *b, qat_bits_result *r)
+{
+    QAT_TRY(build_graph(b, true));
+    const qat_model_desc *d = &b->run.fp32.desc;
+    int64_t total = layers_numel(b);
+    double *fisher = qat_xcalloc((size_t)total, sizeof *fisher);
+    float *g = qat_xmalloc((size_t)total * sizeof *g);
+    double loss = 0;
+    qat_status st = QAT_OK;
+    int batches = b->run.o->calib_batches;
+    qat_progress bar;
+    qat_progress_begin(&bar, "fisher", (uint64_t)batches);
+    for (int k = 0; k < batches && st == QAT_OK; k++) {
+        quant_fill_calib_batch(&b->run, b->g, &b->m, k);
+        st = qat_seq_run(b->seq);
+        if (st != QAT_OK) break;
+        loss += *(const float *)qat_graph_output_slot(b->g, b->m.loss);
+        int64_t at = 0;
+        for (int i = 0; i < b->n && st == QAT_OK; i++) {
+            const qat_layer_info *info = &d->layers[b->layer[i]];
+            st = qat_tensor_read(b->g, qat_tensor_cget(b->g, b->m.params[info->weight])->grad, g + at);
+            at += info->rows * info->cols;
+        }
+        for (int64_t j = 0; j < total; j++) fisher[j] += (double)g[j] * g[j] / batches;
+        qat_progress_update(&bar, (uint64_t)k + 1, "");
+    }
+    qat_progress_end(&bar);
+    r->calib_loss = loss / batches;
+    int64_t at = 0;
+    for (int i = 0; i < b->n && st == QAT_OK; i++) {
+        int64_t n = b->table[i].numel;
+        double mean = 0;
+        for (int64_t j = 0; j < n; j++) mean += fisher[at + j];
+        r->layers[i].sensitivity = mean / (double)n;
+        float *q = qat_xmalloc((size_t)n * sizeof *q);
+        const float *w = fp32_weight(b, i);
+        for (int k = 0; k < b->problem.ncandidates; k++) {
+            weight_rtn(b, i, b->problem.bits[k], q);
+            double c = 0;
+            for (int64_t j = 0; j < n; j++) c += fisher[at + j] * ((double)q[j] - w[j]) * ((double)q[j] - w[j]);
+            b->table[i].cost[k] = c;
+        }
+        free(q);
+        at += n;
+    }
+    free(fisher), free(g);
+    return st;
+}
+
+/* The table: the layers the run's uniform config quantizes (every layer of
+ * the image models, the blocks' linear layers of the gpt) with their bytes at
+ * each candidate; the rest of the checkpoint counted once. */
+static void build_problem(bits_run *b, const qat_bits_options *o)
+{
+    quant_run *run = &b->run;
+    const qat_model_desc *d = &run->fp32.desc;
+    qat_bits_problem *p = &b->problem;
+    memset(p, 0, sizeof *p);
+    if (o->ncandidates) {
+        p->ncandidates = o->ncandidates;
+        memcpy(p->bits, o->candidates, sizeof p->bits);
+    } else {
+        for (int bits = QAT_QBITS_MIN; bits <= QAT_QBITS_MAX; bits++) p->bits[p->ncandidates++] = bits;
+    }
+    b->rest_bytes = 0;
+    for (int i = 0; i < d->nparams; i++) {
+        const qat_param_info *pi = &d->params[i];
+        if (pi->layer >= 0 && d->layers[pi->layer].weight == i && run->qc.layers[pi->layer].wbits) continue;
+        b->rest_bytes += (uint64_t)pi->numel * 4;
+    }
+    for (int l = 0; l < d->nlayers; l++) {
+        if (!run->qc.layers[l].wbits) continue;
+        if (o->q.abits) b->rest_bytes += 8; /* the input's scale and zero point */
+        int i = b->n++;
+        b->layer[i] = l;
+        qat_bits_layer *t = &b->table[i];
+        memset(t, 0, sizeof *t);
+        snprintf(t->name, sizeof t->name, "%s", d->layers[l].name);
+        t->numel = d->layers[l].rows * d->layers[l].cols;
+        t->role = layer_role(t->name);
+        const qat_layer_qconfig *lq = &run->qc.layers[l];
+        for (int k = 0; k < p->ncandidates; k++)
+            t->bytes[k] = qat_bits_weight_bytes(d->layers[l].rows, d->layers[l].cols, p->bits[k], lq->gran, lq->group);
+    }
+    if (b->n) {
+        b->table[0].first = true;
+        b->table[b->n - 1].last = true;
+    }
+    p->nlayers = b->n;
+    p->layers = b->table;
+}
+
+static qat_status set_budget(bits_run *b, const qat_bits_options *o)
+{
+    qat_bits_problem *p = &b->problem;
+    if (!o->budget) {
+        p->budget_bytes = UINT64_MAX;
+        return QAT_OK;
+    }
+    bool is_bytes;
+    double avg;
+    uint64_t bytes;
+    if (!qat_bits_budget_parse(o->budget, &is_bytes, &avg, &bytes))
+        return qat_error_set(QAT_ERR_INVALID, "--budget: expected average weight bits (1..8, e.g. 3 or 2.5) or a "
+                             "size (e.g. 120KB, 1.5MB), got '%s'", o->budget);
+    if (is_bytes) {
+        if (bytes <= b->rest_bytes)
+            return qat_error_set(QAT_ERR_INVALID, "--budget %s: the checkpoint's FP32 tensors alone take %llu bytes",
+                                 o->budget, (unsigned long long)b->rest_bytes);
+        p->budget_bytes = bytes - b->rest_bytes;
+        return QAT_OK;
+    }
+    int64_t numel[QAT_MODEL_MAX_LAYERS];
+    uint64_t scale_bytes[QAT_MODEL_MAX_LAYERS];
+    for (int i = 0; i < b->n; i++) {
+        numel[i] = b->table[i].numel;
+        scale_bytes[i] = b->table[i].bytes[0] - qat_packed_size(numel[i], p->bits[0]);
+    }
+    p->budget_bytes = qat_bits_budget_from_avg(b->n, numel, scale_bytes, avg);
+    return QAT_OK;
+}
+
+/* The manual strategy's bits: the map applied over the uniform config. */
+static qat_status load_manual(bits_run *b, const qat_bits_options *o)
+{
+    if (!o->q.bits_map) return QAT_OK;
+    qat_qconfig mapped = b->run.qc;
+    QAT_TRY(qat_qconfig_load_bits_map(&mapped, o->q.bits_map));
+    for (int i = 0; i < b->n; i++) {
+        b->manual_bits[i] = mapped.layers[b->layer[i]].wbits;
+        if (!b->manual_bits[i])
+            return qat_error_set(QAT_ERR_INVALID, "%s: layer %s is fp32; the manual strategy assigns bits to every "
+                                 "quantizable layer", o->q.bits_map, b->table[i].name);
+    }
+    b->problem.manual_bits = b->manual_bits;
+    return QAT_OK;
+}
+
+static qat_status write_map(const bits_run *b, const qat_bits_result *r, const qat_bits_options *o)
+{
+    const quant_run *run = &b->run;
+    qat_strbuf sb;
+    qat_strbuf_init(&sb);
+    qat_strbuf_printf(&sb, "# qat bits --strategy %s --budget %s: %llu of %llu bytes for the layers' weights "
+                      "(%.3f average weight bits, %.3f with scales and zero points); model %llu bytes (fp32 %llu)\n",
+                      o->strategy, o->budget ? o->budget : "none", (unsigned long long)r->layer_bytes,
+                      (unsigned long long)r->layer_budget_bytes, r->avg_bits, r->bits_per_weight,
+                      (unsigned long long)r->model_bytes, (unsigned long long)r->fp32_bytes);
+    if (r->measured) {
+        qat_strbuf_printf(&sb, "# sensitivity %s on %d calibration batches of %d (loss %.6f)", 
+                          qat_sensitivity_name(r->sensitivity), run->o->calib_batches, run->o->batch, r->calib_loss);
+        if (r->sensitivity == QAT_SENSITIVITY_HESSIAN)
+            qat_strbuf_printf(&sb, ", %d Hutchinson probes%s", r->probes, r->settled ? "" : " (not settled)");
+        qat_strbuf_printf(&sb, "; total cost %.6g\n", r->total_cost);
+    }
+    qat_strbuf_printf(&sb, "# checkpoint %s, seed %llu, qat %s, device %s (%s %s)\n", o->q.ckpt,
+                      (unsigned long long)run->o->seed, qat_git_commit(), run->ctx->info.name,
+                      run->ctx->info.driver_name, run->ctx->info.driver_info);
+    qat_strbuf_printf(&sb, "# layer  weight-bits  activation-bits  granularity   # weights, bytes%s\n",
+                      r->measured ? ", sensitivity, cost" : "");
+    for (int i = 0; i < b->n; i++) {
+        const qat_bits_layer_report *l = &r->layers[i];
+        const qat_layer_qconfig *lq = &run->qc.layers[l->layer];
+        char gran[32], abits[8];
+        qat_granularity_format(lq->gran, lq->group, gran, sizeof gran);
+        if (o->q.abits) snprintf(abits, sizeof abits, "%d", o->q.abits);
+        else snprintf(abits, sizeof abits, "fp32");
+        qat_strbuf_printf(&sb, "%s %d %s %s   # %lld, %llu", l->name, l->bits, abits, gran, (long long)l->numel,
+                          (unsigned long long)l->bytes);
+        if (r->measured) {
+            int k = 0;
+            while (r->candidates[k] != l->bits) k++;
+            qat_strbuf_printf(&sb, ", %.6g, %.6g", l->sensitivity, l->cost[k]);
+        }
+        qat_strbuf_printf(&sb, "\n");
+    }
+    qat_status st = qat_file_write_atomic(o->out_map, sb.data, sb.len);
+    qat_strbuf_free(&sb);
+    return st;
+}
+
+static qat_status bits_run_all(bits_run *b, const qat_bits_options *o, qat_bits_result *r)
+{
+    const qat_bits_strategy *s = qat_bits_strategy_find(o->strategy);
+    if (!s) {
+        char names[256] = "";
+        for (int i = 0; qat_bits_strategies[i]; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                     qat_bits_strategies[i]->name);
+        return qat_error_set(QAT_ERR_INVALID, "--strategy: unknown strategy '%s' (qat bits --list: %s)", o->strategy,
+                             names);
+    }
+    if (!o->budget && strcmp(s->name, "manual") != 0)
+        return qat_error_set(QAT_ERR_INVALID, "--budget is required with --strategy %s", s->name);
+    qat_quantize_options q = o->q;
+    q.wbits = QAT_QBITS_MAX; /* which layers are quantizable; their bits come from the strategy */
+    q.bits_map = NULL;
+    q.ends_8bit = false;
+    QAT_TRY(quant_run_load(&b->run, &q));
+    build_problem(b, o);
+    if (!b->n) return qat_error_set(QAT_ERR_INVALID, "%s: no layer to quantize", o->q.ckpt);
+    QAT_TRY(set_budget(b, o));
+    QAT_TRY(load_manual(b, o));
+    r->nlayers = b->n;
+    r->ncandidates = b->problem.ncandidates;
+    memcpy(r->candidates, b->problem.bits, sizeof r->candidates);
+    for (int i = 0; i < b->n; i++) {
+        snprintf(r->layers[i].name, sizeof r->layers[i].name, "%s", b->table[i].name);
+        r->layers[i].layer = b->layer[i];
+        r->layers[i].numel = b->table[i].numel;
+    }
+    r->fp32_bytes = b->rest_bytes - (o->q.abits ? 8 * (uint64_t)b->n : 0) + 4 * (uint64_t)layers_numel(b);
+
+    double t0 = qat_now();
+    if (s->needs_cost || o->sensitivity_set) {
+        r->measured = true;
+        r->sensitivity = o->sensitivity_set ? o->sensitivity : QAT_SENSITIVITY_HESSIAN;
+        weight_errors(b, r);
+        qat_status st = r->sensitivity == QAT_SENSITIVITY_PERTURBATION ? measure_perturbation(b, r)
+                        : r->sensitivity == QAT_SENSITIVITY_HESSIAN    ? measure_hessian(b, r)
+                                                                       : measure_fisher(b, r);
+        free_graph(b);
+        QAT_TRY(st);
+        b->problem.has_cost = true;
+        for (int i = 0; i < b->n; i++) memcpy(r->layers[i].cost, b->table[i].cost, sizeof r->layers[i].cost);
+    }
+    r->measure_seconds = qat_now() - t0;
+
+    int choice[QAT_MODEL_MAX_LAYERS];
+    QAT_TRY(qat_bits_assign(s, &b->problem, choice));
+    r->layer_budget_bytes = b->problem.budget_bytes;
+    r->layer_bytes = qat_bits_total_bytes(&b->problem, choice);
+    r->total_cost = b->problem.has_cost ? qat_bits_total_cost(&b->problem, choice) : 0;
+    r->model_bytes = b->rest_bytes + r->layer_bytes;
+    uint64_t scale_bytes = 0;
+    for (int i = 0; i < b->n; i++) scale_bytes += b->table[i].bytes[0] - qat_packed_size(b->table[i].numel, b->problem.bits[0]);
+    r->avg_bits = (double)(r->layer_bytes - scale_bytes) * 8.0 / (double)layers_numel(b);
+    r->bits_per_weight = (double)r->layer_bytes * 8.0 / (double)layers_numel(b);
+    for (int i = 0; i < b->n; i++) {
+        r->layers[i].bits = b->problem.bits[choice[i]];
+        r->layers[i].bytes = b->table[i].bytes[choice[i]];
+    }
+    return o->out_map ? write_map(b, r, o) : QAT_OK;
+}
+
+qat_status qat_bits_run(const qat_bits_options *o, qat_bits_result *r)
+{
+    memset(r, 0, sizeof *r);
+    bits_run *b = qat_xcalloc(1, sizeof *b);
+    b->o = o;
+    double t0 = qat_now();
+    qat_status st = bits_run_all(b, o, r);
+    r->wall_seconds = qat_now() - t0;
+    free_graph(b);
+    quant_run_end(&b->run);
+    free(b);
+    return st;
+}
