@@ -15,6 +15,13 @@
 
 /* ------------------------------------------------------------------ parsing */
 
+static uint64_t fnv1a64_text(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
 #define MAX_SECTION_KEYS 24
 
 typedef struct parse_state parse_state;
@@ -638,6 +645,184 @@ static qat_status key_l_eval_every(parse_state *ps, const char *v)
     return int_value(ps, v, 0, 100000000, &ps->e->qlora_eval_every);
 }
 
+/* --- [mixed] */
+
+static void begin_mixed(parse_state *ps)
+{
+    qat_experiment *e = ps->e;
+    e->has_mixed = true;
+    e->mixed_sensitivity = QAT_SENSITIVITY_HESSIAN;
+    e->n_mixed_candidates = 0;
+    e->mixed_gran = (qat_gran_choice){ QAT_GRAN_CHANNEL, 0 };
+    e->mixed_abits = 0;
+    e->n_mixed_methods = 1;
+    e->mixed_gptq[0] = false;
+    e->n_mixed_qat = 0;
+    e->mixed_qat_epochs = 3;
+    e->mixed_qat_steps = 300;
+    e->mixed_qat_eval_every = 50;
+    e->mixed_qat_lr = 1e-4;
+    e->mixed_calib = 8;
+    e->mixed_max_probes = 16;
+    e->mixed_of = QAT_PTQ_OF_BASE;
+}
+
+static qat_status item_strategy(parse_state *ps, const char *item, int index, uint64_t *code)
+{
+    const qat_bits_strategy *s = qat_bits_strategy_find(item);
+    if (!s || strcmp(s->name, "manual") == 0) {
+        char names[256] = "";
+        for (int i = 0; qat_bits_strategies[i]; i++)
+            if (strcmp(qat_bits_strategies[i]->name, "manual") != 0)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", *names ? ", " : "",
+                         qat_bits_strategies[i]->name);
+        if (s)
+            return bad_value(ps, item, "manual needs a hand-written map, which a grid has none of (use qat bits "
+                                       "--strategy manual; here: %s)", names);
+        return bad_value(ps, item, "unknown strategy (known: %s)", names);
+    }
+    QAT_ASSERT(strlen(s->name) < sizeof ps->e->mixed_strategies[0]);
+    snprintf(ps->e->mixed_strategies[index], sizeof ps->e->mixed_strategies[0], "%s", s->name);
+    *code = fnv1a64_text(s->name);
+    return QAT_OK;
+}
+
+static qat_status item_budget(parse_state *ps, const char *item, int index, uint64_t *code)
+{
+    bool is_bytes;
+    double avg;
+    uint64_t bytes;
+    if (strlen(item) > QAT_EXP_BUDGET_MAX || !qat_bits_budget_parse(item, &is_bytes, &avg, &bytes))
+        return bad_value(ps, item, "expected average weight bits (1..8, e.g. 3 or 2.5) or a size (e.g. 120KB, "
+                                   "1.5MB), at most %d characters", QAT_EXP_BUDGET_MAX);
+    memcpy(ps->e->mixed_budgets[index], item, strlen(item) + 1);
+    /* "3" and "3.0" are one budget; so are "1000B" and "1KB". */
+    *code = is_bytes ? bytes | (uint64_t)1 << 63 : (uint64_t)llround(avg * 1000);
+    return QAT_OK;
+}
+
+static qat_status item_candidate(parse_state *ps, const char *item, int index, uint64_t *code)
+{
+    int bits;
+    if (!qat_bits_parse(item, &bits) || bits == 0)
+        return bad_value(ps, item, "expected a width within %d..%d", QAT_QBITS_MIN, QAT_QBITS_MAX);
+    if (index > 0 && bits <= ps->e->mixed_candidates[index - 1])
+        return bad_value(ps, item, "candidates must ascend");
+    ps->e->mixed_candidates[index] = bits;
+    *code = (uint64_t)bits;
+    return QAT_OK;
+}
+
+static qat_status item_mixed_method(parse_state *ps, const char *item, int index, uint64_t *code)
+{
+    if (strcmp(item, "rtn") == 0) ps->e->mixed_gptq[index] = false;
+    else if (strcmp(item, "gptq") == 0) ps->e->mixed_gptq[index] = true;
+    else return bad_value(ps, item, "unknown method (expected rtn or gptq, or none alone)");
+    *code = ps->e->mixed_gptq[index];
+    return QAT_OK;
+}
+
+static qat_status item_mixed_qat(parse_state *ps, const char *item, int index, uint64_t *code)
+{
+    if (!qat_quantizer_parse(item, &ps->e->mixed_qat[index])) {
+        char choices[128];
+        name_choices(quantizer_name_i, 3, choices, sizeof choices);
+        return bad_value(ps, item, "unknown quantizer (expected %s, or none alone)", choices);
+    }
+    *code = (uint64_t)ps->e->mixed_qat[index];
+    return QAT_OK;
+}
+
+static qat_status key_m_strategies(parse_state *ps, const char *v)
+{
+    return list_value(ps, v, QAT_EXP_MAX_LIST, item_strategy, &ps->e->n_mixed_strategies);
+}
+
+static qat_status key_m_budgets(parse_state *ps, const char *v)
+{
+    return list_value(ps, v, QAT_EXP_MAX_LIST, item_budget, &ps->e->n_mixed_budgets);
+}
+
+static qat_status key_m_sensitivity(parse_state *ps, const char *v)
+{
+    if (!qat_sensitivity_parse(v, &ps->e->mixed_sensitivity))
+        return bad_value(ps, v, "unknown sensitivity (expected hessian, fisher or perturbation)");
+    return QAT_OK;
+}
+
+static qat_status key_m_candidates(parse_state *ps, const char *v)
+{
+    return list_value(ps, v, QAT_BITS_MAX_CANDIDATES, item_candidate, &ps->e->n_mixed_candidates);
+}
+
+static qat_status key_m_granularity(parse_state *ps, const char *v)
+{
+    uint64_t code;
+    if (strchr(v, ',')) return bad_value(ps, v, "one granularity (the budget is for one layout of the scales)");
+    return gran_item(ps, v, &ps->e->mixed_gran, &code);
+}
+
+static qat_status key_m_abits(parse_state *ps, const char *v)
+{
+    if (!qat_bits_parse(v, &ps->e->mixed_abits))
+        return bad_value(ps, v, "expected %d..%d or fp32", QAT_QBITS_MIN, QAT_QBITS_MAX);
+    return QAT_OK;
+}
+
+static qat_status key_m_methods(parse_state *ps, const char *v)
+{
+    if (strcmp(v, "none") == 0) {
+        ps->e->n_mixed_methods = 0;
+        return QAT_OK;
+    }
+    return list_value(ps, v, (int)QAT_ARRAY_LEN(ps->e->mixed_gptq), item_mixed_method, &ps->e->n_mixed_methods);
+}
+
+static qat_status key_m_qat(parse_state *ps, const char *v)
+{
+    if (strcmp(v, "none") == 0) {
+        ps->e->n_mixed_qat = 0;
+        return QAT_OK;
+    }
+    return list_value(ps, v, (int)QAT_ARRAY_LEN(ps->e->mixed_qat), item_mixed_qat, &ps->e->n_mixed_qat);
+}
+
+static qat_status key_m_qat_epochs(parse_state *ps, const char *v)
+{
+    return int_value(ps, v, 1, 100000, &ps->e->mixed_qat_epochs);
+}
+
+static qat_status key_m_qat_steps(parse_state *ps, const char *v)
+{
+    return int_value(ps, v, 1, 100000000, &ps->e->mixed_qat_steps);
+}
+
+static qat_status key_m_qat_eval_every(parse_state *ps, const char *v)
+{
+    return int_value(ps, v, 0, 100000000, &ps->e->mixed_qat_eval_every);
+}
+
+static qat_status key_m_qat_lr(parse_state *ps, const char *v)
+{
+    return double_value(ps, v, 0, true, 100, &ps->e->mixed_qat_lr);
+}
+
+static qat_status key_m_calib(parse_state *ps, const char *v) { return int_value(ps, v, 1, 100000, &ps->e->mixed_calib); }
+
+static qat_status key_m_max_probes(parse_state *ps, const char *v)
+{
+    return int_value(ps, v, 2, 100000, &ps->e->mixed_max_probes);
+}
+
+static qat_status key_m_of(parse_state *ps, const char *v)
+{
+    if (strcmp(v, "base") == 0) ps->e->mixed_of = QAT_PTQ_OF_BASE;
+    else if (strcmp(v, "finetune") == 0) ps->e->mixed_of = QAT_PTQ_OF_FINETUNE;
+    else return bad_value(ps, v, "expected base (the pretrained model) or finetune (the FP32 fine-tune), one of "
+                                 "them");
+    return QAT_OK;
+}
+
 /* --- the tables: a new section is a key table and a row */
 
 static const key_def experiment_keys[] = {
@@ -714,6 +899,25 @@ static const key_def qlora_keys[] = {
     { NULL, NULL, false, NULL, 0 },
 };
 
+static const key_def mixed_keys[] = {
+    { "strategies", key_m_strategies, true, "strategies = uniform, hawq", 0 },
+    { "budgets", key_m_budgets, true, "budgets = 3, 2.5", 0 },
+    { "sensitivity", key_m_sensitivity, false, NULL, 0 },
+    { "candidates", key_m_candidates, false, NULL, 0 },
+    { "granularity", key_m_granularity, false, NULL, 0 },
+    { "abits", key_m_abits, false, NULL, 0 },
+    { "methods", key_m_methods, false, NULL, 0 },
+    { "qat", key_m_qat, false, NULL, 0 },
+    { "qat_epochs", key_m_qat_epochs, false, NULL, FOR_IMAGE },
+    { "qat_steps", key_m_qat_steps, false, NULL, FOR_GPT },
+    { "qat_eval_every", key_m_qat_eval_every, false, NULL, FOR_GPT },
+    { "qat_lr", key_m_qat_lr, false, NULL, 0 },
+    { "calib", key_m_calib, false, NULL, 0 },
+    { "max_probes", key_m_max_probes, false, NULL, 0 },
+    { "of", key_m_of, false, NULL, FOR_GPT },
+    { NULL, NULL, false, NULL, 0 },
+};
+
 static const section_def sections[] = {
     { "experiment", experiment_keys, true, NULL, 0 },
     { "baseline", baseline_keys, false, NULL, 0 },
@@ -721,11 +925,12 @@ static const section_def sections[] = {
     { "ptq", ptq_keys, false, begin_ptq, 0 },
     { "qat", qat_keys, false, begin_qat, 0 },
     { "qlora", qlora_keys, false, begin_qlora, FOR_GPT },
+    { "mixed", mixed_keys, false, begin_mixed, 0 },
 };
 enum { NSECTIONS = (int)QAT_ARRAY_LEN(sections) };
 
-enum { SEC_EXPERIMENT, SEC_BASELINE, SEC_FINETUNE, SEC_PTQ, SEC_QAT, SEC_QLORA };
-_Static_assert(SEC_QLORA + 1 == NSECTIONS, "the SEC_ names follow the table");
+enum { SEC_EXPERIMENT, SEC_BASELINE, SEC_FINETUNE, SEC_PTQ, SEC_QAT, SEC_QLORA, SEC_MIXED };
+_Static_assert(SEC_MIXED + 1 == NSECTIONS, "the SEC_ names follow the table");
 
 static bool fits(unsigned models, qat_model_kind m)
 {
@@ -862,6 +1067,10 @@ static qat_status finish(parse_state *ps)
     } else {
         snprintf(e->dataset, sizeof e->dataset, "%s", gpt ? "fortunes:general" : "fashion-mnist");
     }
+    if (e->has_mixed && e->n_mixed_methods + e->n_mixed_qat == 0) {
+        point_at(ps, SEC_MIXED, key_line_of(ps, SEC_MIXED, "methods") ? "methods" : "qat");
+        return bad_value(ps, "none", "[mixed] needs a method: methods (rtn, gptq) or qat (ste, lsq, pact)");
+    }
     if (!gpt) return QAT_OK;
 
     if (ps->gpt.width % ps->gpt.heads != 0) {
@@ -877,7 +1086,7 @@ static qat_status finish(parse_state *ps)
     }
     if (!e->has_finetune) {
         int arm = 0;
-        for (int s = SEC_PTQ; s <= SEC_QLORA; s++)
+        for (int s = SEC_PTQ; s <= SEC_MIXED; s++)
             if (ps->section_line[s] && (!arm || ps->section_line[s] < ps->section_line[arm])) arm = s;
         if (arm)
             return qat_error_set(QAT_ERR_INVALID, "%s:%d: [%s] needs a [finetune] section for model gpt: its data "
@@ -1056,12 +1265,6 @@ static void quant_settings(settings_lines *s, const qat_run_spec *r)
     add_setting(s, "calib", "%d", r->calib);
 }
 
-static uint64_t fnv1a64(const char *s)
-{
-    uint64_t h = 14695981039346656037ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
 
 /* Sorts and joins the lines into r->settings, then writes r->id. */
 static void finish_run(qat_run_spec *r, settings_lines *s)
@@ -1083,6 +1286,13 @@ static void finish_run(qat_run_spec *r, settings_lines *s)
         snprintf(prefix, sizeof prefix, "%s-%s-s%" PRIu64, kind, qat_run_algorithm(r), r->seed);
     } else if (r->kind == QAT_RUN_QLORA) {
         snprintf(prefix, sizeof prefix, "%s-%s-r%d-s%" PRIu64, kind, qat_run_algorithm(r), r->rank, r->seed);
+    } else if (r->kind == QAT_RUN_MIXED) {
+        char g[32], budget[QAT_EXP_BUDGET_MAX + 1];
+        if (r->gran == QAT_GRAN_GROUP) snprintf(g, sizeof g, "g%d", r->group);
+        else qat_granularity_format(r->gran, r->group, g, sizeof g);
+        qat_run_budget_id(r->budget, budget, sizeof budget);
+        snprintf(prefix, sizeof prefix, "%s-%s-%s%s-b%s-%s-s%" PRIu64, kind, r->strategy, qat_run_algorithm(r),
+                 r->finetune_id[0] ? "-ft" : "", budget, g, r->seed);
     } else {
         char g[32];
         if (r->gran == QAT_GRAN_GROUP) snprintf(g, sizeof g, "g%d", r->group);
@@ -1090,8 +1300,16 @@ static void finish_run(qat_run_spec *r, settings_lines *s)
         snprintf(prefix, sizeof prefix, "%s-%s%s-w%da%d-%s-s%" PRIu64, kind, qat_run_algorithm(r),
                  r->finetune_id[0] ? "-ft" : "", r->wbits ? r->wbits : 32, r->abits ? r->abits : 32, g, r->seed);
     }
-    int n = snprintf(r->id, sizeof r->id, "%s-%08" PRIx32, prefix, (uint32_t)(fnv1a64(r->settings) >> 32));
+    int n = snprintf(r->id, sizeof r->id, "%s-%08" PRIx32, prefix, (uint32_t)(fnv1a64_text(r->settings) >> 32));
     QAT_ASSERT(n > 0 && n < (int)sizeof r->id);
+}
+
+void qat_run_budget_id(const char *budget, char *out, size_t size)
+{
+    QAT_ASSERT(size > 0);
+    size_t n = 0;
+    for (; budget[n] && n + 1 < size; n++) out[n] = budget[n] == '.' ? 'p' : budget[n];
+    out[n] = '\0';
 }
 
 static int ptq_count(const qat_experiment *e)
@@ -1181,6 +1399,86 @@ static void expand_qat(const qat_experiment *e, uint64_t seed, const char *basel
             }
 }
 
+static int mixed_count(const qat_experiment *e)
+{
+    return e->has_mixed ? e->n_mixed_strategies * e->n_mixed_budgets * (e->n_mixed_methods + e->n_mixed_qat) : 0;
+}
+
+static void expand_mixed(const qat_experiment *e, uint64_t seed, const char *baseline_id, const qat_run_spec *finetune,
+                         qat_run_spec *out, int *n)
+{
+    settings_lines s;
+    bool gpt = e->model == QAT_MODEL_GPT;
+    for (int si = 0; si < e->n_mixed_strategies; si++)
+        for (int b = 0; b < e->n_mixed_budgets; b++)
+            for (int m = 0; m < e->n_mixed_methods + e->n_mixed_qat; m++) {
+                qat_run_spec *r = &out[(*n)++];
+                const qat_bits_strategy *strategy = qat_bits_strategy_find(e->mixed_strategies[si]);
+                QAT_ASSERT(strategy);
+                r->kind = QAT_RUN_MIXED;
+                r->seed = seed;
+                snprintf(r->baseline_id, sizeof r->baseline_id, "%s", baseline_id);
+                if (finetune) snprintf(r->finetune_id, sizeof r->finetune_id, "%s", finetune->id);
+                snprintf(r->strategy, sizeof r->strategy, "%s", strategy->name);
+                snprintf(r->budget, sizeof r->budget, "%s", e->mixed_budgets[b]);
+                r->needs_cost = strategy->needs_cost;
+                r->sensitivity = e->mixed_sensitivity;
+                r->ncandidates = e->n_mixed_candidates;
+                memcpy(r->candidates, e->mixed_candidates, sizeof r->candidates);
+                r->max_probes = e->mixed_max_probes;
+                r->wbits = 8; /* every quantizable layer is in the map, which sets its bits */
+                r->abits = e->mixed_abits;
+                r->gran = e->mixed_gran.gran;
+                r->group = e->mixed_gran.group;
+                r->observer = QAT_OBS_MINMAX;
+                r->calib = e->mixed_calib;
+                r->mixed_qat = m >= e->n_mixed_methods;
+                if (r->mixed_qat) r->quantizer = e->mixed_qat[m - e->n_mixed_methods];
+                else r->gptq = e->mixed_gptq[m];
+
+                s.n = 0;
+                common_settings(&s, e, seed);
+                add_setting(&s, "kind", "mixed");
+                add_setting(&s, "strategy", "%s", r->strategy);
+                add_setting(&s, "budget", "%s", r->budget);
+                if (r->needs_cost) {
+                    add_setting(&s, "sensitivity", "%s", qat_sensitivity_name(r->sensitivity));
+                    if (r->sensitivity == QAT_SENSITIVITY_HESSIAN) add_setting(&s, "max_probes", "%d", r->max_probes);
+                }
+                char list[64] = "";
+                for (int k = 0; k < (r->ncandidates ? r->ncandidates : QAT_QBITS_MAX - QAT_QBITS_MIN + 1); k++)
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", k ? "," : "",
+                             r->ncandidates ? r->candidates[k] : QAT_QBITS_MIN + k);
+                add_setting(&s, "candidates", "%s", list);
+                char a[8], g[32];
+                qat_granularity_format(r->gran, r->group, g, sizeof g);
+                add_setting(&s, "granularity", "%s", g);
+                add_setting(&s, "abits", "%s", bits_text(r->abits, a, sizeof a));
+                add_setting(&s, "calib", "%d", r->calib);
+                add_setting(&s, "observer", "%s", qat_observer_name(r->observer));
+                add_setting(&s, "method", "%s-%s", r->mixed_qat ? "qat" : "ptq", qat_run_algorithm(r));
+                if (r->mixed_qat) {
+                    r->lr = e->mixed_qat_lr;
+                    add_setting(&s, "lr", "%.17g", r->lr);
+                    if (gpt) {
+                        r->steps = e->mixed_qat_steps;
+                        r->eval_every = e->mixed_qat_eval_every;
+                        add_setting(&s, "steps", "%d", r->steps);
+                        add_setting(&s, "eval_every", "%d", r->eval_every);
+                    } else {
+                        r->epochs = e->mixed_qat_epochs;
+                        add_setting(&s, "epochs", "%d", r->epochs);
+                    }
+                }
+                if (gpt) {
+                    domain_settings(&s, e);
+                    add_setting(&s, "source", "%s", finetune ? "finetune" : "base");
+                    if (finetune) finetune_settings(&s, e);
+                }
+                finish_run(r, &s);
+            }
+}
+
 qat_status qat_experiment_expand(const qat_experiment *e, qat_run_spec **runs, int *count)
 {
     QAT_ASSERT(e && runs && count);
@@ -1190,7 +1488,7 @@ qat_status qat_experiment_expand(const qat_experiment *e, qat_run_spec **runs, i
     int nfinetune = gpt && e->has_finetune ? 1 : 0;
     int nptq = ptq_count(e) * (gpt ? e->n_ptq_of : 1);
     int nqlora = gpt && e->has_qlora ? e->n_qlora_bases : 0;
-    int total = e->nseeds * (1 + nfinetune + nptq + qat_count(e) + nqlora);
+    int total = e->nseeds * (1 + nfinetune + nptq + qat_count(e) + nqlora + mixed_count(e));
     qat_run_spec *out = qat_xcalloc((size_t)total, sizeof *out);
     int n = 0;
     settings_lines s;
@@ -1258,6 +1556,8 @@ qat_status qat_experiment_expand(const qat_experiment *e, qat_run_spec **runs, i
             add_setting(&s, "eval_every", "%d", r->eval_every);
             finish_run(r, &s);
         }
+        if (mixed_count(e))
+            expand_mixed(e, seed, baseline_id, gpt && e->mixed_of == QAT_PTQ_OF_FINETUNE ? finetune : NULL, out, &n);
     }
     QAT_ASSERT(n == total);
     *runs = out;
@@ -1273,6 +1573,7 @@ const char *qat_run_kind_name(qat_run_kind kind)
     case QAT_RUN_QAT: return "qat";
     case QAT_RUN_FINETUNE: return "finetune";
     case QAT_RUN_QLORA: return "qlora";
+    case QAT_RUN_MIXED: return "mixed";
     }
     QAT_ASSERT_MSG(0, "unknown run kind");
     return NULL;
@@ -1287,6 +1588,7 @@ const char *qat_run_algorithm(const qat_run_spec *r)
     case QAT_RUN_PTQ: return r->gptq ? "gptq" : "rtn";
     case QAT_RUN_QAT: return qat_quantizer_name(r->quantizer);
     case QAT_RUN_QLORA: return qat_lora_base_name(r->lora_base);
+    case QAT_RUN_MIXED: return r->mixed_qat ? qat_quantizer_name(r->quantizer) : r->gptq ? "gptq" : "rtn";
     }
     QAT_ASSERT_MSG(0, "unknown run kind");
     return NULL;

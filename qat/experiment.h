@@ -107,6 +107,8 @@
  *   warmup = 30
  *   eval_every = 50
  *
+ *   [mixed]                       ; mixed precision, below; of = base | finetune
+ *
  * Defaults are the values shown, those of `qat train --model gpt`, `qat
  * train --init`, `qat ptq`, `qat qat` and `qat qlora` on a gpt, except that
  * the fine-tune takes 300 steps (as QAT and QLoRA do) and every fine-tuning
@@ -117,10 +119,37 @@
  * needs [finetune]. epochs, val and train_limit ([baseline]) and epochs
  * ([qat]) are for mlp and cnn only; the gpt keys above, [finetune] and
  * [qlora] for the gpt only: using one with the other model is an error
- * naming its line, wherever [experiment] model comes in the file. */
+ * naming its line, wherever [experiment] model comes in the file.
+ *
+ * Mixed precision (any model): per-layer weight bits chosen under a budget
+ * by the strategies of qat/bits.h (`qat bits`), then each bit map quantized
+ * (and optionally fine-tuned) as `qat ptq --bits-map` / `qat qat --bits-map`:
+ *
+ *   [mixed]
+ *   strategies = uniform, hawq    ; required: registry names (qat bits --list), not manual
+ *   budgets = 3, 2.5              ; required: average weight bits or bytes ("120KB"), at most 16 characters
+ *   sensitivity = hessian         ; hessian | fisher | perturbation, for strategies that weigh cost
+ *   candidates = 2, 3, 4, 8       ; ascending widths within 2..8 (default all of 2..8)
+ *   granularity = channel         ; one weight granularity: tensor | channel | group:G
+ *   abits = fp32                  ; input bits written into every map: 2..8 or fp32
+ *   methods = rtn                 ; PTQ of each map: rtn, gptq (comma-separated), or none
+ *   qat = none                    ; also QAT of each map: ste, lsq, pact (comma-separated), or none
+ *   qat_epochs = 3                ; mlp and cnn: the QAT runs' epochs, 1..100000
+ *   qat_steps = 300               ; gpt: their steps, 1..100000000
+ *   qat_eval_every = 50           ; gpt: validation every N steps
+ *   qat_lr = 1e-4                 ; AdamW, cosine, as [qat]
+ *   calib = 8                     ; calibration batches, 1..100000 (sensitivity and PTQ)
+ *   max_probes = 16               ; Hutchinson probes at most (hessian), 2..100000
+ *   of = base                     ; gpt: base | finetune, the checkpoint the maps are for
+ *
+ * methods and qat together name at least one method. The gpt's [mixed]
+ * needs [finetune] (its data is the target domain the sensitivity and PTQ
+ * calibrate on and the runs are evaluated on), and of = finetune quantizes
+ * its fine-tune. */
 #ifndef QAT_EXPERIMENT_H
 #define QAT_EXPERIMENT_H
 
+#include "qat/mixed.h"
 #include "qat/qlora.h"
 #include "qat/quantize.h"
 #include "qat/train.h"
@@ -128,6 +157,9 @@
 #define QAT_EXP_MAX_SEEDS 16
 #define QAT_EXP_MAX_LIST 16
 #define QAT_RUN_ID_MAX 96
+/* A [mixed] budget's text, e.g. "2.5" or "120KB" (it goes into run ids). */
+#define QAT_EXP_BUDGET_MAX 16
+#define QAT_EXP_STRATEGY_MAX 24
 
 typedef struct qat_bits_pair {
     int wbits, abits;            /* 0: FP32 */
@@ -197,6 +229,26 @@ typedef struct qat_experiment {
     int qlora_rank;
     double qlora_alpha, qlora_dropout, qlora_lr;
     int qlora_steps, qlora_warmup, qlora_eval_every;
+
+    /* [mixed]: strategies x budgets, each map quantized by every method. */
+    bool has_mixed;
+    int n_mixed_strategies;
+    char mixed_strategies[QAT_EXP_MAX_LIST][QAT_EXP_STRATEGY_MAX];
+    int n_mixed_budgets;
+    char mixed_budgets[QAT_EXP_MAX_LIST][QAT_EXP_BUDGET_MAX + 1];
+    qat_sensitivity_kind mixed_sensitivity;
+    int n_mixed_candidates;                     /* 0: every width 2..8 */
+    int mixed_candidates[QAT_BITS_MAX_CANDIDATES];
+    qat_gran_choice mixed_gran;
+    int mixed_abits;                            /* 0: FP32 */
+    int n_mixed_methods;                        /* PTQ; 0 with `methods = none` */
+    bool mixed_gptq[2];
+    int n_mixed_qat;                            /* QAT; 0 with `qat = none` */
+    qat_quantizer_kind mixed_qat[3];
+    int mixed_qat_epochs, mixed_qat_steps, mixed_qat_eval_every;
+    double mixed_qat_lr;
+    int mixed_calib, mixed_max_probes;
+    qat_ptq_source mixed_of;                    /* gpt */
 } qat_experiment;
 
 qat_status qat_experiment_load(const char *path, qat_experiment *out);
@@ -204,7 +256,10 @@ qat_status qat_experiment_load(const char *path, qat_experiment *out);
 qat_status qat_experiment_parse(const char *text, size_t len, const char *source, qat_experiment *out);
 
 /* Kinds in the order they were added (the values are stable). */
-typedef enum qat_run_kind { QAT_RUN_BASELINE, QAT_RUN_PTQ, QAT_RUN_QAT, QAT_RUN_FINETUNE, QAT_RUN_QLORA } qat_run_kind;
+typedef enum qat_run_kind {
+    QAT_RUN_BASELINE, QAT_RUN_PTQ, QAT_RUN_QAT, QAT_RUN_FINETUNE, QAT_RUN_QLORA,
+    QAT_RUN_MIXED,       /* a bit map by a [mixed] strategy, then PTQ or QAT of it */
+} qat_run_kind;
 
 typedef struct qat_run_spec {
     /* Readable and stable: "<kind>-<algorithm>-w<W>a<A>-<granularity>-s<seed>-<hash>",
@@ -216,7 +271,10 @@ typedef struct qat_run_spec {
      * PTQ run of the fine-tuned model ("ptq-gptq-ft-w4a32-g64-s1-<hash>";
      * without it, PTQ of the base). The hash is the first 8 of the 16 hex
      * digits of FNV-1a 64 of `settings` (its top 32 bits), so changing any
-     * setting that affects the result gives a new id. */
+     * setting that affects the result gives a new id. Mixed runs:
+     * "mixed-<strategy>-<method>[-ft]-b<budget>-<granularity>-s<seed>-<hash>"
+     * with method rtn, gptq (PTQ) or ste, lsq, pact (QAT) and the budget's
+     * '.' written 'p' ("mixed-hawq-rtn-b2p5-channel-s1-<hash>"). */
     char id[QAT_RUN_ID_MAX];
     qat_run_kind kind;
     uint64_t seed;
@@ -236,7 +294,13 @@ typedef struct qat_run_spec {
      * finetune.{steps, lr, warmup, weight_decay, eval_every}; PTQ adds source
      * (base | finetune, and the finetune.* lines of the fine-tune it
      * quantizes); QAT has steps and eval_every instead of epochs; QLoRA adds
-     * base, rank, alpha, dropout, steps, lr, warmup, eval_every. */
+     * base, rank, alpha, dropout, steps, lr, warmup, eval_every. Mixed runs
+     * add strategy, budget, candidates, granularity, abits, calib, observer
+     * (minmax), method (ptq-rtn, ptq-gptq, qat-ste, qat-lsq, qat-pact),
+     * sensitivity (strategies that weigh cost only, so that a uniform run's
+     * id does not change with it) and max_probes (those with hessian);
+     * QAT ones epochs (or steps and eval_every) and lr; the gpt's data,
+     * forget, source (and the fine-tune's settings) as PTQ. */
     char settings[4096];
     /* Every run but a baseline: the baseline run of the same seed (the
      * pretrained base, for the gpt). */
@@ -260,6 +324,17 @@ typedef struct qat_run_spec {
     qat_lora_base lora_base;        /* QLoRA */
     int rank;
     double alpha, dropout;
+    /* Mixed: the map's strategy and budget (its text as given), then PTQ
+     * (gptq as above) or, with mixed_qat, QAT by `quantizer` (epochs or
+     * steps/eval_every and lr as above) at wbits 8 under the map. */
+    char strategy[QAT_EXP_STRATEGY_MAX];
+    char budget[QAT_EXP_BUDGET_MAX + 1];
+    bool mixed_qat;
+    bool needs_cost;                /* the strategy weighs a measured sensitivity */
+    qat_sensitivity_kind sensitivity;
+    int ncandidates;                /* 0: every width 2..8 */
+    int candidates[QAT_BITS_MAX_CANDIDATES];
+    int max_probes;
 } qat_run_spec;
 
 /* The grid: the baselines first (one per seed, in seed order), then for each
@@ -268,13 +343,19 @@ typedef struct qat_run_spec {
  * granularity). The gpt: after the baselines, for each seed its finetune
  * run, its PTQ runs (for each `of` entry in list order, the PTQ grid above),
  * its QAT runs and its QLoRA runs (one per base), so every run comes after
- * the runs it starts from. The caller frees *runs. */
+ * the runs it starts from. Last of each seed (every model): its mixed runs,
+ * strategies x budgets x methods in list order, the PTQ methods before the
+ * QAT quantizers. The caller frees *runs. */
 qat_status qat_experiment_expand(const qat_experiment *e, qat_run_spec **runs, int *count);
 
 /* "rtn", "gptq", "ste", "lsq", "pact", "fp32" (baseline, finetune) or, for
- * QLoRA, its base: "nf4", "fp4" or "fp32". */
+ * QLoRA, its base: "nf4", "fp4" or "fp32"; a mixed run's PTQ method or QAT
+ * quantizer. */
 const char *qat_run_algorithm(const qat_run_spec *r);
-/* "baseline", "ptq", "qat", "finetune" or "qlora". */
+/* A budget's text as run ids and plot files carry it: '.' becomes 'p'
+ * ("2.5" -> "2p5", "120KB" stays). */
+void qat_run_budget_id(const char *budget, char *out, size_t size);
+/* "baseline", "ptq", "qat", "finetune", "qlora" or "mixed". */
 const char *qat_run_kind_name(qat_run_kind kind);
 
 #endif

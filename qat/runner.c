@@ -76,6 +76,14 @@ static void describe(const qat_experiment *e, const qat_run_spec *r, char *out, 
         else
             snprintf(out, size, "QLoRA r%d on the %s base, seed %llu", r->rank, qat_lora_base_name(r->lora_base), seed);
         return;
+    case QAT_RUN_MIXED:
+        snprintf(out, size, "mixed %s at %s, %s %s %s%s, seed %llu", r->strategy, r->budget,
+                 r->mixed_qat ? "QAT" : "PTQ", qat_run_algorithm(r), gran,
+                 e->model != QAT_MODEL_GPT ? ""
+                 : r->finetune_id[0]       ? " of the fine-tune"
+                                           : " of the base",
+                 seed);
+        return;
     case QAT_RUN_PTQ:
     case QAT_RUN_QAT:
         snprintf(out, size, "%s %s W%dA%d %s%s%s%s, seed %llu", r->kind == QAT_RUN_PTQ ? "PTQ" : "QAT",
@@ -89,23 +97,11 @@ static void describe(const qat_experiment *e, const qat_run_spec *r, char *out, 
     }
 }
 
-static qat_status execute_image(const qat_experiment *e, const qat_runner_options *o, const char *root,
-                                const qat_run_spec *r, const char *dir)
+/* What `qat ptq` / `qat qat` get for a run of an image model. */
+static void image_quantize_options(const qat_experiment *e, const qat_runner_options *o, const qat_run_spec *r,
+                                   const char *ckpt, const char *dir, qat_quantize_options *q)
 {
-    if (r->kind == QAT_RUN_BASELINE) {
-        qat_train_options t = e->baseline;
-        t.model.kind = e->model;
-        t.seed = r->seed;
-        t.out_dir = dir;
-        t.data_dir = o->data_dir;
-        t.device = o->device;
-        t.quiet = o->quiet;
-        qat_train_result res;
-        return qat_train_run(&t, &res);
-    }
-    char ckpt[1400];
-    snprintf(ckpt, sizeof ckpt, "%s/%s/model.safetensors", root, r->baseline_id);
-    qat_quantize_options q = {
+    *q = (qat_quantize_options){
         .ckpt = ckpt,
         .out_dir = dir,
         .data_dir = o->data_dir,
@@ -126,10 +122,117 @@ static qat_status execute_image(const qat_experiment *e, const qat_runner_option
         .epochs = r->epochs,
         .train_limit = e->baseline.train_limit,
     };
-    q.optim = qat_optim_defaults(QAT_OPTIM_ADAMW, r->lr);
-    q.optim.weight_decay = 0;
-    q.optim.schedule = QAT_SCHEDULE_COSINE;
-    q.optim.warmup_steps = 0;
+    q->optim = qat_optim_defaults(QAT_OPTIM_ADAMW, r->lr);
+    q->optim.weight_decay = 0;
+    q->optim.schedule = QAT_SCHEDULE_COSINE;
+    q->optim.warmup_steps = 0;
+}
+
+/* RUN_DIR/bits.csv: the map's layers with what the strategy saw, for the
+ * report's bars; RUN_DIR/bits.json: its totals (results.csv's avg_bits). */
+static qat_status write_bits_files(const qat_run_spec *r, const qat_bits_result *b, const char *dir)
+{
+    qat_strbuf sb;
+    qat_strbuf_init(&sb);
+    qat_strbuf_printf(&sb, "layer,weights,bits,bytes,sensitivity,cost\n");
+    for (int i = 0; i < b->nlayers; i++) {
+        const qat_bits_layer_report *l = &b->layers[i];
+        qat_strbuf_printf(&sb, "%s,%lld,%d,%llu", l->name, (long long)l->numel, l->bits, (unsigned long long)l->bytes);
+        if (b->measured) {
+            int k = 0;
+            while (k < b->ncandidates - 1 && b->candidates[k] != l->bits) k++;
+            qat_strbuf_printf(&sb, ",%.9g,%.9g\n", l->sensitivity, l->cost[k]);
+        } else {
+            qat_strbuf_printf(&sb, ",,\n");
+        }
+    }
+    char path[1400];
+    snprintf(path, sizeof path, "%s/bits.csv", dir);
+    qat_status st = qat_file_write_atomic(path, sb.data, sb.len);
+    qat_strbuf_clear(&sb);
+    qat_strbuf_printf(&sb, "{\n  \"strategy\": ");
+    qat_json_write_string(&sb, r->strategy);
+    qat_strbuf_printf(&sb, ",\n  \"budget\": ");
+    qat_json_write_string(&sb, r->budget);
+    qat_strbuf_printf(&sb, ",\n  \"sensitivity\": ");
+    if (b->measured) qat_json_write_string(&sb, qat_sensitivity_name(b->sensitivity));
+    else qat_strbuf_printf(&sb, "null");
+    const struct { const char *key; double value; } numbers[] = {
+        { "avg_bits", b->avg_bits },
+        { "bits_per_weight", b->bits_per_weight },
+        { "layer_budget_bytes", (double)b->layer_budget_bytes },
+        { "layer_bytes", (double)b->layer_bytes },
+        { "model_bytes", (double)b->model_bytes },
+        { "fp32_bytes", (double)b->fp32_bytes },
+        { "total_cost", b->total_cost },
+        { "probes", b->probes },
+        { "calib_loss", b->calib_loss },
+        { "measure_seconds", b->measure_seconds },
+        { "wall_seconds", b->wall_seconds },
+    };
+    for (size_t i = 0; i < QAT_ARRAY_LEN(numbers); i++) {
+        qat_strbuf_printf(&sb, ",\n  \"%s\": ", numbers[i].key);
+        qat_json_write_number(&sb, numbers[i].value);
+    }
+    qat_strbuf_printf(&sb, "\n}\n");
+    snprintf(path, sizeof path, "%s/bits.json", dir);
+    if (st == QAT_OK) st = qat_file_write_atomic(path, sb.data, sb.len);
+    qat_strbuf_free(&sb);
+    return st;
+}
+
+/* A mixed run: `qat bits` into RUN_DIR/bits.map on the checkpoint and data q
+ * names, then `qat ptq` or `qat qat` with that map over 8-bit weights (the
+ * map lists every layer they quantize, so none stays at 8). */
+static qat_status execute_mixed(const qat_run_spec *r, const char *dir, const qat_quantize_options *q)
+{
+    char map[1400];
+    snprintf(map, sizeof map, "%s/bits.map", dir);
+    qat_bits_options b = {
+        .q = *q,
+        .strategy = r->strategy,
+        .budget = r->budget,
+        .sensitivity_set = r->needs_cost,
+        .sensitivity = r->sensitivity,
+        .ncandidates = r->ncandidates,
+        .max_probes = r->max_probes,
+        .out_map = map,
+    };
+    b.q.quiet = true;
+    memcpy(b.candidates, r->candidates, sizeof b.candidates);
+    /* As `qat bits --max-probes`: fewer than the default minimum caps it too. */
+    if (b.max_probes < 8) b.min_probes = b.max_probes;
+    qat_bits_result *res = qat_xcalloc(1, sizeof *res);
+    qat_status st = qat_bits_run(&b, res);
+    if (st == QAT_OK) st = write_bits_files(r, res, dir);
+    free(res);
+    QAT_TRY(st);
+    qat_quantize_options mq = *q;
+    mq.wbits = 8;
+    mq.bits_map = map;
+    qat_quantize_result qr;
+    return r->mixed_qat ? qat_qat_run(&mq, &qr) : qat_ptq_run(&mq, &qr);
+}
+
+static qat_status execute_image(const qat_experiment *e, const qat_runner_options *o, const char *root,
+                                const qat_run_spec *r, const char *dir)
+{
+    if (r->kind == QAT_RUN_BASELINE) {
+        qat_train_options t = e->baseline;
+        t.model.kind = e->model;
+        t.seed = r->seed;
+        t.out_dir = dir;
+        t.data_dir = o->data_dir;
+        t.device = o->device;
+        t.quiet = o->quiet;
+        qat_train_result res;
+        return qat_train_run(&t, &res);
+    }
+    char ckpt[1400];
+    snprintf(ckpt, sizeof ckpt, "%s/%s/model.safetensors", root, r->baseline_id);
+    qat_quantize_options q;
+    image_quantize_options(e, o, r, ckpt, dir, &q);
+    if (r->kind == QAT_RUN_MIXED) return execute_mixed(r, dir, &q);
     qat_quantize_result res;
     return r->kind == QAT_RUN_PTQ ? qat_ptq_run(&q, &res) : qat_qat_run(&q, &res);
 }
@@ -210,7 +313,8 @@ static qat_status execute_text(const qat_experiment *e, const qat_runner_options
     }
     case QAT_RUN_FINETUNE: return execute_finetune(e, o, base_ckpt, r, dir);
     case QAT_RUN_PTQ:
-    case QAT_RUN_QAT: {
+    case QAT_RUN_QAT:
+    case QAT_RUN_MIXED: {
         qat_quantize_options q = {
             .ckpt = r->finetune_id[0] ? ft_ckpt : base_ckpt,
             .out_dir = dir,
@@ -225,7 +329,7 @@ static qat_status execute_text(const qat_experiment *e, const qat_runner_options
             .calib_batches = r->calib,
             .batch = e->baseline.batch,
             .seed = r->seed,
-            .quiet = r->kind == QAT_RUN_PTQ || o->quiet,
+            .quiet = r->kind == QAT_RUN_PTQ || (r->kind == QAT_RUN_MIXED && !r->mixed_qat) || o->quiet,
             .gptq = r->gptq,
             .quantizer = r->quantizer,
             .data_spec = e->finetune_data,
@@ -235,6 +339,7 @@ static qat_status execute_text(const qat_experiment *e, const qat_runner_options
             .eval_every = r->eval_every,
         };
         q.optim = finetune_optim(r->lr, 0, 0);
+        if (r->kind == QAT_RUN_MIXED) return execute_mixed(r, dir, &q);
         qat_quantize_result res;
         return r->kind == QAT_RUN_PTQ ? qat_ptq_run(&q, &res) : qat_qat_run(&q, &res);
     }
@@ -288,12 +393,28 @@ static double json_number(const qat_json_value *obj, const char *key)
     return v && v->type == QAT_JSON_NUMBER ? v->number : 0;
 }
 
+static qat_status read_json(const char *dir, const char *name, qat_json_value **out)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return qat_json_load(path, out);
+}
+
+/* The columns both headers end with: strategy,budget,avg_bits (empty but
+ * for mixed runs), and the row's newline. */
+static void mixed_columns(qat_strbuf *sb, const qat_run_spec *r, const qat_json_value *bits)
+{
+    if (r->kind == QAT_RUN_MIXED)
+        qat_strbuf_printf(sb, ",%s,%s,%.4f\n", r->strategy, r->budget, json_number(bits, "avg_bits"));
+    else
+        qat_strbuf_printf(sb, ",,,\n");
+}
+
 static qat_status write_results_image(const char *root, const qat_run_spec *runs, int count, int *written)
 {
     qat_strbuf sb;
     qat_strbuf_init(&sb);
-    qat_strbuf_printf(&sb, "run_id,kind,algorithm,observer,w_bits,a_bits,granularity,seed,test_acc,val_acc,"
-                           "retention_pct,model_bytes,seconds,peak_device_bytes\n");
+    qat_strbuf_printf(&sb, "%s\n", QAT_REPORT_RESULTS_HEADER);
     qat_status st = QAT_OK;
     *written = 0;
     for (int i = 0; i < count && st == QAT_OK; i++) {
@@ -311,21 +432,29 @@ static qat_status write_results_image(const char *root, const qat_run_spec *runs
              * measured it, so retention compares like with like. */
             fp32_acc = json_number(sum, "fp32_test_acc");
         }
+        qat_json_value *bits = NULL;
+        if (st == QAT_OK && r->kind == QAT_RUN_MIXED) st = read_json(dir, "bits.json", &bits);
         if (st == QAT_OK) {
-            char gran[32] = "";
+            char gran[32] = "", wbits[8] = "";
             if (r->kind != QAT_RUN_BASELINE) qat_granularity_format(r->gran, r->group, gran, sizeof gran);
+            /* A mixed run's weight bits vary by layer: avg_bits and bits.csv say them. */
+            if (r->kind != QAT_RUN_MIXED)
+                snprintf(wbits, sizeof wbits, "%d", r->kind == QAT_RUN_BASELINE || !r->wbits ? 32 : r->wbits);
+            bool ptq = r->kind == QAT_RUN_PTQ || (r->kind == QAT_RUN_MIXED && !r->mixed_qat);
             double acc = json_number(sum, "test_acc");
-            qat_strbuf_printf(&sb, "%s,%s,%s,%s,%d,%d,%s,%llu,%.6f,%.6f,%.4f,%.0f,%.3f,%.0f\n", r->id,
-                              r->kind == QAT_RUN_BASELINE ? "baseline" : r->kind == QAT_RUN_PTQ ? "ptq" : "qat",
-                              qat_run_algorithm(r), r->kind == QAT_RUN_PTQ ? qat_observer_name(r->observer) : "",
-                              r->kind == QAT_RUN_BASELINE || !r->wbits ? 32 : r->wbits,
+            qat_strbuf_printf(&sb, "%s,%s,%s,%s,%s,%d,%s,%llu,%.6f,%.6f,%.4f,%.0f,%.3f,%.0f", r->id,
+                              qat_run_kind_name(r->kind), qat_run_algorithm(r),
+                              ptq ? qat_observer_name(r->observer) : "", wbits,
                               r->kind == QAT_RUN_BASELINE || !r->abits ? 32 : r->abits, gran,
                               (unsigned long long)r->seed, acc, json_number(sum, "val_acc"),
                               fp32_acc > 0 ? 100.0 * acc / fp32_acc : 0.0, json_number(sum, "model_bytes"),
-                              json_number(sum, "wall_seconds"), json_number(sum, "peak_device_bytes"));
+                              json_number(sum, "wall_seconds") + json_number(bits, "wall_seconds"),
+                              json_number(sum, "peak_device_bytes"));
+            mixed_columns(&sb, r, bits);
             ++*written;
         }
         qat_json_free(sum);
+        qat_json_free(bits);
     }
     char path[1400];
     snprintf(path, sizeof path, "%s/results.csv", root);
@@ -335,13 +464,6 @@ static qat_status write_results_image(const char *root, const qat_run_spec *runs
 }
 
 /* --- the gpt's results.csv */
-
-static qat_status read_json(const char *dir, const char *name, qat_json_value **out)
-{
-    char path[1400];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return qat_json_load(path, out);
-}
 
 /* NAN when the key is absent: results.csv leaves the field empty. */
 static double json_or_nan(const qat_json_value *obj, const char *key)
@@ -452,7 +574,7 @@ static qat_status base_on_domains(const char *root, const qat_run_spec *runs, in
 static qat_status text_row(const qat_experiment *e, const char *root, const qat_run_spec *runs, int count,
                            const qat_run_spec *r, const char *dir, qat_strbuf *sb)
 {
-    qat_json_value *sum = NULL, *fj = NULL;
+    qat_json_value *sum = NULL, *fj = NULL, *bits = NULL;
     QAT_TRY(read_json(dir, "summary.json", &sum));
     double val = json_or_nan(sum, "val_bpc"), forget = json_or_nan(sum, "forget_val_bpc"), start = NAN;
     double trainable = json_number(sum, "trainable_params"), bytes = json_number(sum, "model_bytes");
@@ -474,12 +596,18 @@ static qat_status text_row(const qat_experiment *e, const char *root, const qat_
         break;
     case QAT_RUN_PTQ:
     case QAT_RUN_QAT:
+    case QAT_RUN_MIXED:
         start = json_or_nan(sum, "fp32_val_bpc");
-        wbits = r->wbits ? r->wbits : 32;
+        wbits = r->kind == QAT_RUN_MIXED ? 0 : r->wbits ? r->wbits : 32;
         abits = r->abits ? r->abits : 32;
         qat_granularity_format(r->gran, r->group, gran, sizeof gran);
         trainable = 0;
-        if (r->kind == QAT_RUN_QAT) st = qat_trainable(e, r, dir, sum, &trainable);
+        if (r->kind == QAT_RUN_QAT || (r->kind == QAT_RUN_MIXED && r->mixed_qat))
+            st = qat_trainable(e, r, dir, sum, &trainable);
+        if (st == QAT_OK && r->kind == QAT_RUN_MIXED) {
+            st = read_json(dir, "bits.json", &bits);
+            seconds += json_number(bits, "wall_seconds");
+        }
         break;
     case QAT_RUN_QLORA:
         start = json_or_nan(sum, "base_val_bpc");
@@ -494,8 +622,10 @@ static qat_status text_row(const qat_experiment *e, const char *root, const qat_
         break;
     }
     if (st == QAT_OK) {
-        qat_strbuf_printf(sb, "%s,%s,%s,%s,%d,%d,%s,%llu", r->id, qat_run_kind_name(r->kind), qat_run_algorithm(r),
-                          r->kind == QAT_RUN_BASELINE ? "" : r->finetune_id[0] ? "finetune" : "base", wbits, abits,
+        char w[8] = "";
+        if (wbits) snprintf(w, sizeof w, "%d", wbits);
+        qat_strbuf_printf(sb, "%s,%s,%s,%s,%s,%d,%s,%llu", r->id, qat_run_kind_name(r->kind), qat_run_algorithm(r),
+                          r->kind == QAT_RUN_BASELINE ? "" : r->finetune_id[0] ? "finetune" : "base", w, abits,
                           gran, (unsigned long long)r->seed);
         csv_number(sb, "%.6f", val);
         csv_number(sb, "%.6f", forget);
@@ -504,10 +634,11 @@ static qat_status text_row(const qat_experiment *e, const char *root, const qat_
         csv_number(sb, "%.0f", bytes);
         csv_number(sb, "%.3f", seconds);
         csv_number(sb, "%.0f", json_number(sum, "peak_device_bytes"));
-        qat_strbuf_putc(sb, '\n');
+        mixed_columns(sb, r, bits);
     }
     qat_json_free(sum);
     qat_json_free(fj);
+    qat_json_free(bits);
     return st;
 }
 

@@ -31,7 +31,20 @@
  * model_bytes (QLoRA: the frozen base as the device holds it, the other
  * parameters and the adapters in FP32), seconds (the fine-tune's include
  * its forget evaluation) and peak device bytes. --data-dir points at the
- * fortunes files for a gpt experiment. */
+ * fortunes files for a gpt experiment.
+ *
+ * Mixed runs ([mixed], qat/experiment.h) are `qat bits` then `qat ptq` (or
+ * `qat qat`) in one run directory: the bit map of the run's strategy and
+ * budget into RUN_ID/bits.map (calibrating as the model's PTQ runs do, on
+ * the seed of the run; the gpt on its target domain), RUN_ID/bits.csv
+ * (layer,weights,bits,bytes,sensitivity,cost; the last two empty for
+ * strategies that measure nothing) and RUN_ID/bits.json (the map's totals:
+ * avg_bits, model_bytes, seconds ...), then the quantization of the baseline
+ * (or, for a gpt's of = finetune, of the fine-tune) with that map over
+ * 8-bit weights. Their prerequisites for sharding are those of PTQ. Both
+ * results.csv headers end with strategy,budget,avg_bits, empty but for
+ * mixed runs, whose w_bits is empty (the bits vary by layer) and whose
+ * seconds add the map's. */
 #ifndef QAT_RUNNER_H
 #define QAT_RUNNER_H
 

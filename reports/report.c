@@ -2,6 +2,7 @@
  * images, and writes report.html and report.md from the same tables. */
 #include "reports/report.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ typedef struct report {
     const report_run *first_baseline;
     char generated[64];
     report_table configs, runs;
+    report_mixed mixed;              /* mixed runs: their own section, not in d */
 } report;
 
 static const char *display(const char *s) { return *s && strcmp(s, "-") != 0 ? s : "—"; }
@@ -369,6 +371,7 @@ static void write_html(const report *rp, qat_strbuf *sb)
     }
     if (!rp->figures[REPORT_FIG_HEATMAP].drawn && !rp->figures[REPORT_FIG_GRID].drawn)
         qat_strbuf_append_str(sb, "<p>None: see the notes.</p>\n");
+    report_mixed_html(sb, &rp->mixed);
 
     qat_strbuf_free(&buf);
     report_tail tail = { &rp->notes, &rp->env, seeds, rp->o->run_dir, rp->generated, rp->experiment_ini };
@@ -416,6 +419,7 @@ static void write_md(const report *rp, qat_strbuf *sb)
     }
     if (!rp->figures[REPORT_FIG_HEATMAP].drawn && !rp->figures[REPORT_FIG_GRID].drawn)
         qat_strbuf_append_str(sb, "None: see the notes.\n\n");
+    report_mixed_md(sb, &rp->mixed);
     qat_strbuf_free(&buf);
     report_tail tail = { &rp->notes, &rp->env, seeds, rp->o->run_dir, rp->generated, rp->experiment_ini };
     report_tail_md(sb, &tail);
@@ -430,7 +434,31 @@ static void report_free(report *rp)
     report_env_free(&rp->env);
     report_table_free(&rp->configs);
     report_table_free(&rp->runs);
+    report_mixed_free(&rp->mixed);
     free(rp->experiment_ini);
+}
+
+/* Moves the mixed runs out of `runs` (keeping the others' order) into the
+ * section, each with its seed's FP32 test accuracy beside it. */
+static int split_mixed(report *rp, report_run *runs, int nruns)
+{
+    for (int i = 0; i < nruns; i++) {
+        const report_run *r = &runs[i];
+        if (r->kind != REPORT_MIXED) continue;
+        report_mixed_run m = { .seed = r->seed, .avg_bits = r->avg_bits, .model_bytes = r->model_bytes,
+                               .quality = 100 * r->test_acc, .reference = NAN, .forget = NAN };
+        snprintf(m.run_id, sizeof m.run_id, "%s", r->run_id);
+        snprintf(m.strategy, sizeof m.strategy, "%s", r->strategy);
+        snprintf(m.budget, sizeof m.budget, "%s", r->budget);
+        snprintf(m.algorithm, sizeof m.algorithm, "%s", r->algorithm);
+        for (int k = 0; k < nruns && isnan(m.reference); k++)
+            if (runs[k].kind == REPORT_BASELINE && runs[k].seed == r->seed) m.reference = 100 * runs[k].test_acc;
+        report_mixed_add(&rp->mixed, &m);
+    }
+    int kept = 0;
+    for (int i = 0; i < nruns; i++)
+        if (runs[i].kind != REPORT_MIXED) runs[kept++] = runs[i];
+    return kept;
 }
 
 /* Whether results.csv has the gpt's header (a missing or unreadable file is
@@ -443,10 +471,15 @@ static bool results_are_text(const char *path)
         qat_error_clear();
         return false;
     }
-    size_t n = strlen(QAT_REPORT_TEXT_RESULTS_HEADER);
     const char *t = text;
-    bool yes = size >= n && memcmp(t, QAT_REPORT_TEXT_RESULTS_HEADER, n) == 0 &&
-               (t[n] == '\n' || t[n] == '\0' || (t[n] == '\r' && (t[n + 1] == '\n' || t[n + 1] == '\0')));
+    bool yes = false;
+    /* Either header: the one with the mixed-precision columns, or the one before. */
+    for (int h = 0; h < 2 && !yes; h++) {
+        const char *header = h ? QAT_REPORT_TEXT_RESULTS_HEADER_V1 : QAT_REPORT_TEXT_RESULTS_HEADER;
+        size_t n = strlen(header);
+        yes = size >= n && memcmp(t, header, n) == 0 &&
+              (t[n] == '\n' || t[n] == '\0' || (t[n] == '\r' && (t[n + 1] == '\n' || t[n + 1] == '\0')));
+    }
     free(text);
     return yes;
 }
@@ -466,10 +499,11 @@ qat_status qat_report_build(const qat_report_options *o)
         free(rp);
         return st;
     }
+    nruns = split_mixed(rp, runs, nruns);
     report_data_build(&rp->d, runs, nruns);
     for (int i = 0; i < nruns && !rp->first_baseline; i++)
         if (runs[i].kind == REPORT_BASELINE) rp->first_baseline = &runs[i];
-    rp->first_seed = rp->first_baseline ? rp->first_baseline->seed : runs[0].seed;
+    rp->first_seed = rp->first_baseline ? rp->first_baseline->seed : nruns ? runs[0].seed : 0;
     if (!rp->first_baseline)
         report_note(&rp->notes, "no baseline run in results.csv: nothing to compare with FP32");
 
@@ -481,6 +515,7 @@ qat_status qat_report_build(const qat_report_options *o)
     snprintf(plots_dir, sizeof plots_dir, "%s/plots", o->run_dir);
     st = qat_mkdir_p(plots_dir);
     if (st == QAT_OK) st = report_plots_build(&rp->d, o->run_dir, plots_dir, rp->figures, &rp->notes);
+    if (st == QAT_OK) st = report_mixed_plots(&rp->mixed, o->run_dir, plots_dir, &rp->notes);
     if (st == QAT_OK) {
         build_images(rp, plots_dir);
         const char **ids = qat_xmalloc((size_t)nruns * sizeof *ids);

@@ -84,7 +84,7 @@ int report_pareto_front(const double *size, const double *accuracy, int n, int *
 
 /* --- results.csv --- */
 
-static const char *const kind_names[] = { "baseline", "ptq", "qat" };
+static const char *const kind_names[] = { "baseline", "ptq", "qat", "mixed" };
 
 /* A field of a CSV line, NUL-terminated in place. */
 int report_csv_split(char *line, char **fields, int max)
@@ -156,14 +156,41 @@ static bool algorithm_fits(report_kind kind, const char *algorithm)
 {
     static const char *const ptq[] = { "rtn", "gptq" }, *const qat[] = { "ste", "lsq", "pact" };
     if (kind == REPORT_BASELINE) return strcmp(algorithm, "fp32") == 0;
-    const char *const *list = kind == REPORT_PTQ ? ptq : qat;
-    size_t n = kind == REPORT_PTQ ? QAT_ARRAY_LEN(ptq) : QAT_ARRAY_LEN(qat);
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(algorithm, list[i]) == 0) return true;
+    for (size_t i = 0; kind != REPORT_QAT && i < QAT_ARRAY_LEN(ptq); i++)
+        if (strcmp(algorithm, ptq[i]) == 0) return true;
+    for (size_t i = 0; kind != REPORT_PTQ && i < QAT_ARRAY_LEN(qat); i++)
+        if (strcmp(algorithm, qat[i]) == 0) return true;
     return false;
 }
 
-static qat_status parse_row(char **f, const char *source, int line, report_run *r)
+qat_status report_csv_mixed(char **f, bool mixed, const char *source, int line, char *strategy, size_t strategy_size,
+                            char *budget, size_t budget_size, double *avg_bits)
+{
+    if (!mixed) {
+        if (f[0][0] || f[1][0] || f[2][0])
+            return qat_error_set(QAT_ERR_FORMAT, "%s:%d: strategy, budget and avg_bits are for mixed runs only",
+                                 source, line);
+        return QAT_OK;
+    }
+    if (!f[0][0] || !f[1][0])
+        return qat_error_set(QAT_ERR_FORMAT, "%s:%d: a mixed run needs its strategy and budget", source, line);
+    QAT_TRY(report_csv_copy(strategy, strategy_size, f[0], "strategy", source, line));
+    QAT_TRY(report_csv_copy(budget, budget_size, f[1], "budget", source, line));
+    return report_csv_double(f[2], "avg_bits", source, line, 0, 32, avg_bits);
+}
+
+/* w_bits: empty for a mixed run (its bits vary by layer), else 2..8 or 32. */
+qat_status report_csv_wbits(const char *text, bool mixed, const char *source, int line, int *out)
+{
+    if (!mixed) return report_csv_bits(text, "w_bits", source, line, out);
+    if (*text)
+        return qat_error_set(QAT_ERR_FORMAT, "%s:%d: w_bits '%s' of a mixed run: empty expected (bits.csv has its "
+                             "layers' bits)", source, line, text);
+    *out = 0;
+    return QAT_OK;
+}
+
+static qat_status parse_row(char **f, int nfields, const char *source, int line, report_run *r)
 {
     memset(r, 0, sizeof *r);
     r->line = line;
@@ -173,14 +200,18 @@ static qat_status parse_row(char **f, const char *source, int line, report_run *
     for (int k = 0; k < (int)QAT_ARRAY_LEN(kind_names); k++)
         if (strcmp(f[1], kind_names[k]) == 0) kind = k;
     if (kind < 0)
-        return qat_error_set(QAT_ERR_FORMAT, "%s:%d: kind '%s' is not baseline, ptq or qat", source, line, f[1]);
+        return qat_error_set(QAT_ERR_FORMAT, "%s:%d: kind '%s' is not baseline, ptq, qat or mixed", source, line,
+                             f[1]);
     r->kind = (report_kind)kind;
+    if (r->kind == REPORT_MIXED && nfields == REPORT_RESULTS_FIELDS_V1)
+        return qat_error_set(QAT_ERR_FORMAT, "%s:%d: a mixed run in a results.csv without the columns %s", source,
+                             line, QAT_REPORT_MIXED_COLUMNS + 1);
     if (!algorithm_fits(r->kind, f[2]))
         return qat_error_set(QAT_ERR_FORMAT, "%s:%d: algorithm '%s' does not fit kind %s (baseline: fp32; ptq: "
-                             "rtn, gptq; qat: ste, lsq, pact)", source, line, f[2], f[1]);
+                             "rtn, gptq; qat: ste, lsq, pact; mixed: any of those five)", source, line, f[2], f[1]);
     strcpy(r->algorithm, f[2]);
     QAT_TRY(report_csv_copy(r->observer, sizeof r->observer, f[3], "observer", source, line));
-    QAT_TRY(report_csv_bits(f[4], "w_bits", source, line, &r->w_bits));
+    QAT_TRY(report_csv_wbits(f[4], r->kind == REPORT_MIXED, source, line, &r->w_bits));
     QAT_TRY(report_csv_bits(f[5], "a_bits", source, line, &r->a_bits));
     if (r->kind == REPORT_BASELINE && (r->w_bits != REPORT_FP32_BITS || r->a_bits != REPORT_FP32_BITS))
         return qat_error_set(QAT_ERR_FORMAT, "%s:%d: a baseline has %d-bit weights and activations, not %d/%d",
@@ -193,7 +224,9 @@ static qat_status parse_row(char **f, const char *source, int line, report_run *
     QAT_TRY(report_csv_u64(f[11], "model_bytes", source, line, &r->model_bytes));
     QAT_TRY(report_csv_double(f[12], "seconds", source, line, 0, 1e12, &r->seconds));
     QAT_TRY(report_csv_u64(f[13], "peak_device_bytes", source, line, &r->peak_device_bytes));
-    return QAT_OK;
+    if (nfields == REPORT_RESULTS_FIELDS_V1) return QAT_OK;
+    return report_csv_mixed(f + 14, r->kind == REPORT_MIXED, source, line, r->strategy, sizeof r->strategy,
+                            r->budget, sizeof r->budget, &r->avg_bits);
 }
 
 qat_status report_results_parse(const char *text, size_t len, const char *source, report_run **runs, int *count)
@@ -211,6 +244,8 @@ qat_status report_results_parse(const char *text, size_t len, const char *source
     report_run *list = NULL;
     int n = 0, cap = 0, line = 0;
     bool header_seen = false;
+    int nfields = REPORT_RESULTS_FIELDS;
+    const char *header = REPORT_RESULTS_HEADER;
     qat_status st = QAT_OK;
     for (char *p = copy; st == QAT_OK && *p;) {
         char *eol = strchr(p, '\n');
@@ -220,7 +255,10 @@ qat_status report_results_parse(const char *text, size_t len, const char *source
         size_t l = strlen(p);
         if (l && p[l - 1] == '\r') p[--l] = '\0';
         if (!header_seen) {
-            if (strcmp(p, REPORT_RESULTS_HEADER) != 0) {
+            if (strcmp(p, QAT_REPORT_RESULTS_HEADER_V1) == 0) {
+                nfields = REPORT_RESULTS_FIELDS_V1;
+                header = QAT_REPORT_RESULTS_HEADER_V1;
+            } else if (strcmp(p, REPORT_RESULTS_HEADER) != 0) {
                 st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: header is '%.200s', expected '%s'", source, line, p,
                                    REPORT_RESULTS_HEADER);
                 break;
@@ -229,16 +267,16 @@ qat_status report_results_parse(const char *text, size_t len, const char *source
         } else if (l > 0) {
             char *fields[REPORT_RESULTS_FIELDS];
             int nf = report_csv_split(p, fields, REPORT_RESULTS_FIELDS);
-            if (nf != REPORT_RESULTS_FIELDS) {
-                st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: %d fields, expected %d (%s)", source, line, nf,
-                                   REPORT_RESULTS_FIELDS, REPORT_RESULTS_HEADER);
+            if (nf != nfields) {
+                st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: %d fields, expected %d (%s)", source, line, nf, nfields,
+                                   header);
                 break;
             }
             if (n == cap) {
                 cap = cap ? 2 * cap : 16;
                 list = qat_xrealloc(list, (size_t)cap * sizeof *list);
             }
-            st = parse_row(fields, source, line, &list[n]);
+            st = parse_row(fields, nfields, source, line, &list[n]);
             for (int i = 0; st == QAT_OK && i < n; i++)
                 if (strcmp(list[i].run_id, list[n].run_id) == 0)
                     st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: run %s is listed twice (first at line %d)", source,

@@ -13,14 +13,13 @@
 #include "qat/fileio.h"
 #include "reports/report.h"
 
-#define REPORT_RESULTS_HEADER                                                                      \
-    "run_id,kind,algorithm,observer,w_bits,a_bits,granularity,seed,test_acc,val_acc,retention_pct," \
-    "model_bytes,seconds,peak_device_bytes"
-#define REPORT_RESULTS_FIELDS 14
+#define REPORT_RESULTS_HEADER QAT_REPORT_RESULTS_HEADER
+#define REPORT_RESULTS_FIELDS 17
+#define REPORT_RESULTS_FIELDS_V1 14
 /* Bits of an unquantized (FP32) tensor in results.csv. */
 #define REPORT_FP32_BITS 32
 
-typedef enum report_kind { REPORT_BASELINE, REPORT_PTQ, REPORT_QAT } report_kind;
+typedef enum report_kind { REPORT_BASELINE, REPORT_PTQ, REPORT_QAT, REPORT_MIXED } report_kind;
 
 /* One row of results.csv. */
 typedef struct report_run {
@@ -36,11 +35,15 @@ typedef struct report_run {
     uint64_t model_bytes;
     double seconds;
     uint64_t peak_device_bytes;
+    /* Mixed runs (w_bits 0): the strategy, the budget's text, the average
+     * code bits per weight. */
+    char strategy[32], budget[32];
+    double avg_bits;
     int line;                  /* in results.csv */
 } report_run;
 
-/* Parses results.csv text; errors are QAT_ERR_FORMAT naming source:line.
- * The caller frees *runs. */
+/* Parses results.csv text (either header of reports/report.h); errors are
+ * QAT_ERR_FORMAT naming source:line. The caller frees *runs. */
 qat_status report_results_parse(const char *text, size_t len, const char *source, report_run **runs, int *count);
 qat_status report_results_load(const char *path, report_run **runs, int *count);
 
@@ -54,6 +57,12 @@ qat_status report_csv_u64(const char *text, const char *what, const char *source
 /* 2..8 or REPORT_FP32_BITS */
 qat_status report_csv_bits(const char *text, const char *what, const char *source, int line, int *out);
 qat_status report_csv_copy(char *dst, size_t size, const char *text, const char *what, const char *source, int line);
+/* w_bits: empty for a mixed run (0), else as report_csv_bits. */
+qat_status report_csv_wbits(const char *text, bool mixed, const char *source, int line, int *out);
+/* The three fields strategy, budget, avg_bits: set for a mixed run, empty
+ * for any other. */
+qat_status report_csv_mixed(char **f, bool mixed, const char *source, int line, char *strategy, size_t strategy_size,
+                            char *budget, size_t budget_size, double *avg_bits);
 
 /* Mean and sample standard deviation (n - 1 in the denominator; 0 for one
  * value, both 0 for none). */
@@ -171,10 +180,11 @@ const char *report_plot_color(int i);
 
 /* --- the gpt on text (report_text_data.c, plot_text.c, report_text.c) --- */
 
-#define REPORT_TEXT_RESULTS_FIELDS 15
+#define REPORT_TEXT_RESULTS_FIELDS 18
+#define REPORT_TEXT_RESULTS_FIELDS_V1 15
 
 typedef enum report_text_kind {
-    REPORT_TEXT_BASELINE, REPORT_TEXT_FINETUNE, REPORT_TEXT_PTQ, REPORT_TEXT_QAT, REPORT_TEXT_QLORA
+    REPORT_TEXT_BASELINE, REPORT_TEXT_FINETUNE, REPORT_TEXT_PTQ, REPORT_TEXT_QAT, REPORT_TEXT_QLORA, REPORT_TEXT_MIXED
 } report_text_kind;
 
 /* One row of a gpt experiment's results.csv. */
@@ -192,6 +202,8 @@ typedef struct report_text_run {
     uint64_t trainable_params, model_bytes;
     double seconds;
     uint64_t peak_device_bytes;
+    char strategy[32], budget[32]; /* mixed runs (w_bits 0) */
+    double avg_bits;
     int line;
 } report_text_run;
 
@@ -264,6 +276,46 @@ qat_status report_text_plots_build(const report_text_data *d, const char *run_di
                                    report_figure *figures, report_notes *notes);
 /* qat_report_build for results.csv with the gpt's header. */
 qat_status report_text_build(const qat_report_options *o);
+
+/* --- mixed precision (report_mixed.c): the section both pages share --- */
+
+/* A mixed run as the section shows it, from either results.csv. */
+typedef struct report_mixed_run {
+    char run_id[128], strategy[32], budget[32];
+    char algorithm[16];        /* rtn | gptq (PTQ), ste | lsq | pact (QAT) */
+    bool of_finetune;          /* gpt: the map of the fine-tune */
+    uint64_t seed;
+    double avg_bits;
+    uint64_t model_bytes;
+    double quality;            /* test accuracy (%), or the gpt's target bpc; NAN: not recorded */
+    double reference;          /* the same of the FP32 checkpoint it quantized; NAN: unknown */
+    double forget;             /* gpt: forget bpc; NAN otherwise */
+} report_mixed_run;
+
+#define REPORT_MIXED_MAX_BARS 16
+
+typedef struct report_mixed {
+    report_mixed_run *runs;
+    int n;
+    bool text;                 /* the gpt: bpc, lower is better */
+    report_figure pareto;      /* plots/mixed_pareto.png */
+    int nbars;                 /* plots/mixed_bits_b<budget>.png, one per budget */
+    report_figure bars[REPORT_MIXED_MAX_BARS];
+    char bar_budget[REPORT_MIXED_MAX_BARS][32];
+} report_mixed;
+
+void report_mixed_add(report_mixed *m, const report_mixed_run *r);
+void report_mixed_free(report_mixed *m);
+/* "PTQ-RTN", "QAT-LSQ" */
+void report_mixed_method(const report_mixed_run *r, char *out, size_t size);
+/* RUN/bits.csv's layer names and bits (the caller frees both). */
+qat_status report_bits_csv_load(const char *path, int *nlayers, char (**names)[64], int **bits);
+/* Draws the section's plots (none without mixed runs); a bits.csv missing
+ * or unreadable leaves its budget's bars out with a note. */
+qat_status report_mixed_plots(report_mixed *m, const char *run_dir, const char *plots_dir, report_notes *notes);
+/* The section, or nothing without mixed runs. */
+void report_mixed_html(qat_strbuf *sb, const report_mixed *m);
+void report_mixed_md(qat_strbuf *sb, const report_mixed *m);
 
 /* --- libpng images (png_images.c) --- */
 

@@ -20,7 +20,31 @@ typedef struct text_report {
     char target[256], forget[256];   /* the domains' corpora, from a run's summary.json ("" unknown) */
     char generated[64];
     report_table configs, runs;
+    report_mixed mixed;              /* mixed runs: their own section, not in d */
 } text_report;
+
+/* Moves the mixed runs out of `runs` (keeping the others' order) into the
+ * section; their reference is the checkpoint they quantized (start_val_bpc). */
+static int split_mixed(text_report *rp, report_text_run *runs, int nruns)
+{
+    rp->mixed.text = true;
+    for (int i = 0; i < nruns; i++) {
+        const report_text_run *r = &runs[i];
+        if (r->kind != REPORT_TEXT_MIXED) continue;
+        report_mixed_run m = { .seed = r->seed, .of_finetune = r->of_finetune, .avg_bits = r->avg_bits,
+                               .model_bytes = r->model_bytes, .quality = r->val_bpc, .reference = r->start_val_bpc,
+                               .forget = r->forget_bpc };
+        snprintf(m.run_id, sizeof m.run_id, "%s", r->run_id);
+        snprintf(m.strategy, sizeof m.strategy, "%s", r->strategy);
+        snprintf(m.budget, sizeof m.budget, "%s", r->budget);
+        snprintf(m.algorithm, sizeof m.algorithm, "%s", r->algorithm);
+        report_mixed_add(&rp->mixed, &m);
+    }
+    int kept = 0;
+    for (int i = 0; i < nruns; i++)
+        if (runs[i].kind != REPORT_TEXT_MIXED) runs[kept++] = runs[i];
+    return kept;
+}
 
 /* "2.345", or "—" for a value no run recorded. */
 static void bpc_text(char *out, size_t size, double mean, double std, int n)
@@ -226,6 +250,7 @@ static void write_html(const text_report *rp, qat_strbuf *sb)
     qat_strbuf_append_str(sb, "\n<h2>Plots</h2>\n");
     for (int f = 0; f < REPORT_TEXT_FIG_COUNT; f++)
         if (rp->figures[f].drawn) report_html_figure(sb, &rp->figures[f], text_plot_alt[f]);
+    report_mixed_html(sb, &rp->mixed);
     qat_strbuf_append_str(sb, "\n<h2>Every run</h2>\n");
     report_table_html(sb, &rp->runs);
     qat_strbuf_free(&buf);
@@ -258,6 +283,7 @@ static void write_md(const text_report *rp, qat_strbuf *sb)
     qat_strbuf_append_str(sb, "\n## Plots\n\n");
     for (int f = 0; f < REPORT_TEXT_FIG_COUNT; f++)
         if (rp->figures[f].drawn) report_md_figure(sb, &rp->figures[f], text_plot_alt[f]);
+    report_mixed_md(sb, &rp->mixed);
     qat_strbuf_append_str(sb, "## Every run\n\n");
     report_table_md(sb, &rp->runs);
     qat_strbuf_putc(sb, '\n');
@@ -300,6 +326,7 @@ qat_status report_text_build(const qat_report_options *o)
     QAT_TRY(st);
     text_report *rp = qat_xcalloc(1, sizeof *rp);
     rp->o = o;
+    nruns = split_mixed(rp, runs, nruns);
     report_text_data_build(&rp->d, runs, nruns);
     if (rp->d.base < 0) report_note(&rp->notes, "no baseline run in results.csv: nothing to compare with the base");
     time_t now = time(NULL);
@@ -310,6 +337,7 @@ qat_status report_text_build(const qat_report_options *o)
     snprintf(plots_dir, sizeof plots_dir, "%s/plots", o->run_dir);
     st = qat_mkdir_p(plots_dir);
     if (st == QAT_OK) st = report_text_plots_build(&rp->d, o->run_dir, plots_dir, rp->figures, &rp->notes);
+    if (st == QAT_OK) st = report_mixed_plots(&rp->mixed, o->run_dir, plots_dir, &rp->notes);
     if (st == QAT_OK) {
         const char **ids = qat_xmalloc((size_t)nruns * sizeof *ids);
         bool *baseline = qat_xmalloc((size_t)nruns * sizeof *baseline);
@@ -346,6 +374,7 @@ qat_status report_text_build(const qat_report_options *o)
     report_env_free(&rp->env);
     report_table_free(&rp->configs);
     report_table_free(&rp->runs);
+    report_mixed_free(&rp->mixed);
     free(rp->experiment_ini);
     free(rp);
     return st;

@@ -10,12 +10,14 @@
 
 /* --- results.csv --- */
 
-static const char *const text_kind_names[] = { "baseline", "finetune", "ptq", "qat", "qlora" };
+static const char *const text_kind_names[] = { "baseline", "finetune", "ptq", "qat", "qlora", "mixed" };
 
 static bool text_algorithm_fits(report_text_kind kind, const char *algorithm)
 {
     static const char *const fp32[] = { "fp32" }, *const ptq[] = { "rtn", "gptq" },
                              *const qat[] = { "ste", "lsq", "pact" }, *const qlora[] = { "nf4", "fp4", "fp32" };
+    if (kind == REPORT_TEXT_MIXED)
+        return text_algorithm_fits(REPORT_TEXT_PTQ, algorithm) || text_algorithm_fits(REPORT_TEXT_QAT, algorithm);
     const char *const *list = kind == REPORT_TEXT_PTQ ? ptq : kind == REPORT_TEXT_QAT ? qat
                                                             : kind == REPORT_TEXT_QLORA ? qlora
                                                                                         : fp32;
@@ -35,7 +37,7 @@ static qat_status bpc_field(const char *text, const char *what, const char *sour
     return report_csv_double(text, what, source, line, 0, 1e6, out);
 }
 
-static qat_status text_row(char **f, const char *source, int line, report_text_run *r)
+static qat_status text_row(char **f, int nfields, const char *source, int line, report_text_run *r)
 {
     memset(r, 0, sizeof *r);
     r->line = line;
@@ -45,21 +47,26 @@ static qat_status text_row(char **f, const char *source, int line, report_text_r
     for (int k = 0; k < (int)QAT_ARRAY_LEN(text_kind_names); k++)
         if (strcmp(f[1], text_kind_names[k]) == 0) kind = k;
     if (kind < 0)
-        return qat_error_set(QAT_ERR_FORMAT, "%s:%d: kind '%s' is not baseline, finetune, ptq, qat or qlora", source,
-                             line, f[1]);
+        return qat_error_set(QAT_ERR_FORMAT, "%s:%d: kind '%s' is not baseline, finetune, ptq, qat, qlora or mixed",
+                             source, line, f[1]);
     r->kind = (report_text_kind)kind;
+    bool mixed = r->kind == REPORT_TEXT_MIXED;
+    if (mixed && nfields == REPORT_TEXT_RESULTS_FIELDS_V1)
+        return qat_error_set(QAT_ERR_FORMAT, "%s:%d: a mixed run in a results.csv without the columns %s", source,
+                             line, QAT_REPORT_MIXED_COLUMNS + 1);
     if (!text_algorithm_fits(r->kind, f[2]))
         return qat_error_set(QAT_ERR_FORMAT, "%s:%d: algorithm '%s' does not fit kind %s (baseline, finetune: fp32; "
-                             "ptq: rtn, gptq; qat: ste, lsq, pact; qlora: nf4, fp4, fp32)", source, line, f[2], f[1]);
+                             "ptq: rtn, gptq; qat: ste, lsq, pact; qlora: nf4, fp4, fp32; mixed: rtn, gptq, ste, "
+                             "lsq, pact)", source, line, f[2], f[1]);
     strcpy(r->algorithm, f[2]);
     bool from_base = strcmp(f[3], "base") == 0, from_finetune = strcmp(f[3], "finetune") == 0;
-    if (r->kind == REPORT_TEXT_BASELINE ? f[3][0] != '\0'
-        : r->kind == REPORT_TEXT_PTQ    ? !from_base && !from_finetune
-                                        : !from_base)
-        return qat_error_set(QAT_ERR_FORMAT, "%s:%d: source '%s' does not fit kind %s (baseline: empty; ptq: base or "
-                             "finetune; the others: base)", source, line, f[3], f[1]);
+    if (r->kind == REPORT_TEXT_BASELINE                         ? f[3][0] != '\0'
+        : r->kind == REPORT_TEXT_PTQ || r->kind == REPORT_TEXT_MIXED ? !from_base && !from_finetune
+                                                                     : !from_base)
+        return qat_error_set(QAT_ERR_FORMAT, "%s:%d: source '%s' does not fit kind %s (baseline: empty; ptq, mixed: "
+                             "base or finetune; the others: base)", source, line, f[3], f[1]);
     r->of_finetune = from_finetune;
-    QAT_TRY(report_csv_bits(f[4], "w_bits", source, line, &r->w_bits));
+    QAT_TRY(report_csv_wbits(f[4], mixed, source, line, &r->w_bits));
     QAT_TRY(report_csv_bits(f[5], "a_bits", source, line, &r->a_bits));
     QAT_TRY(report_csv_copy(r->granularity, sizeof r->granularity, f[6], "granularity", source, line));
     QAT_TRY(report_csv_u64(f[7], "seed", source, line, &r->seed));
@@ -70,7 +77,9 @@ static qat_status text_row(char **f, const char *source, int line, report_text_r
     QAT_TRY(report_csv_u64(f[12], "model_bytes", source, line, &r->model_bytes));
     QAT_TRY(report_csv_double(f[13], "seconds", source, line, 0, 1e12, &r->seconds));
     QAT_TRY(report_csv_u64(f[14], "peak_device_bytes", source, line, &r->peak_device_bytes));
-    return QAT_OK;
+    if (nfields == REPORT_TEXT_RESULTS_FIELDS_V1) return QAT_OK;
+    return report_csv_mixed(f + 15, mixed, source, line, r->strategy, sizeof r->strategy, r->budget,
+                            sizeof r->budget, &r->avg_bits);
 }
 
 qat_status report_text_results_parse(const char *text, size_t len, const char *source, report_text_run **runs,
@@ -87,7 +96,8 @@ qat_status report_text_results_parse(const char *text, size_t len, const char *s
     memcpy(copy, text, len);
     copy[len] = '\0';
     report_text_run *list = NULL;
-    int n = 0, cap = 0, line = 0;
+    int n = 0, cap = 0, line = 0, nfields = REPORT_TEXT_RESULTS_FIELDS;
+    const char *header = QAT_REPORT_TEXT_RESULTS_HEADER;
     bool header_seen = false;
     qat_status st = QAT_OK;
     for (char *p = copy; st == QAT_OK && *p;) {
@@ -98,7 +108,10 @@ qat_status report_text_results_parse(const char *text, size_t len, const char *s
         size_t l = strlen(p);
         if (l && p[l - 1] == '\r') p[--l] = '\0';
         if (!header_seen) {
-            if (strcmp(p, QAT_REPORT_TEXT_RESULTS_HEADER) != 0) {
+            if (strcmp(p, QAT_REPORT_TEXT_RESULTS_HEADER_V1) == 0) {
+                nfields = REPORT_TEXT_RESULTS_FIELDS_V1;
+                header = QAT_REPORT_TEXT_RESULTS_HEADER_V1;
+            } else if (strcmp(p, QAT_REPORT_TEXT_RESULTS_HEADER) != 0) {
                 st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: header is '%.200s', expected '%s'", source, line, p,
                                    QAT_REPORT_TEXT_RESULTS_HEADER);
                 break;
@@ -107,16 +120,16 @@ qat_status report_text_results_parse(const char *text, size_t len, const char *s
         } else if (l > 0) {
             char *fields[REPORT_TEXT_RESULTS_FIELDS];
             int nf = report_csv_split(p, fields, REPORT_TEXT_RESULTS_FIELDS);
-            if (nf != REPORT_TEXT_RESULTS_FIELDS) {
-                st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: %d fields, expected %d (%s)", source, line, nf,
-                                   REPORT_TEXT_RESULTS_FIELDS, QAT_REPORT_TEXT_RESULTS_HEADER);
+            if (nf != nfields) {
+                st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: %d fields, expected %d (%s)", source, line, nf, nfields,
+                                   header);
                 break;
             }
             if (n == cap) {
                 cap = cap ? 2 * cap : 16;
                 list = qat_xrealloc(list, (size_t)cap * sizeof *list);
             }
-            st = text_row(fields, source, line, &list[n]);
+            st = text_row(fields, nfields, source, line, &list[n]);
             for (int i = 0; st == QAT_OK && i < n; i++)
                 if (strcmp(list[i].run_id, list[n].run_id) == 0)
                     st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: run %s is listed twice (first at line %d)", source,
@@ -146,6 +159,7 @@ report_arm report_text_arm(const report_text_run *r)
     case REPORT_TEXT_PTQ: return r->of_finetune ? REPORT_ARM_A : REPORT_ARM_E;
     case REPORT_TEXT_QAT: return REPORT_ARM_C;
     case REPORT_TEXT_QLORA: return strcmp(r->algorithm, "fp32") == 0 ? REPORT_ARM_D : REPORT_ARM_B;
+    case REPORT_TEXT_MIXED: break; /* not an arm: the report's mixed section shows them */
     }
     return REPORT_ARM_BASE;
 }

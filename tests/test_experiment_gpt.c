@@ -81,7 +81,9 @@ static const char SHIPPED_SPEC[] = "[experiment]\nname = fortunes\nmodel = gpt\n
                                    "[qat]\nquantizers = ste\nbits = 4/fp32\ngranularity = group:64\nsteps = 300\n"
                                    "lr = 3e-4\ncalib = 8\n"
                                    "[qlora]\nbases = nf4, fp32\nrank = 4\nalpha = 8\ndropout = 0\nsteps = 300\n"
-                                   "lr = 2e-3\n";
+                                   "lr = 2e-3\n"
+                                   "[mixed]\nstrategies = uniform, greedy, hawq, rules\nbudgets = 3, 2.5\n"
+                                   "sensitivity = fisher\ncandidates = 2, 3, 4, 8\ngranularity = group:64\nof = base\n";
 
 static qat_experiment parse_ok(const char *text)
 {

@@ -162,7 +162,7 @@ static const char *make_run_dir(void)
     snprintf(dir_copy, sizeof dir_copy, "%s", dir);
     cr_assert_eq(qat_mkdir_p(dir_copy), QAT_OK, "%s", qat_error_message());
     qat_strbuf csv = { 0 };
-    qat_strbuf_append_str(&csv, REPORT_RESULTS_HEADER "\n");
+    qat_strbuf_append_str(&csv, QAT_REPORT_RESULTS_HEADER "\n");
     char path[1024], id[128];
     for (int seed = 1; seed <= 2; seed++) {
         for (size_t i = 0; i < QAT_ARRAY_LEN(fake_runs); i++) {
@@ -170,7 +170,7 @@ static const char *make_run_dir(void)
             run_id(f, seed, id, sizeof id);
             int bytes = f->w == 32 ? FP32_BYTES : f->w == 8 ? W8_BYTES : W4_BYTES;
             double acc = f->acc[seed - 1];
-            qat_strbuf_printf(&csv, "%s,%s,%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.6f,%d,%.1f,%d\n", id, f->kind,
+            qat_strbuf_printf(&csv, "%s,%s,%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.6f,%d,%.1f,%d,,,\n", id, f->kind,
                               f->algorithm, f->observer, f->w, f->a, f->granularity, seed, acc, acc + 0.004,
                               100 * acc / fake_runs[0].acc[seed - 1], bytes, 10.0 + i + seed, (int)(40 + i) << 20);
             snprintf(path, sizeof path, "%s/%s", dir_copy, id);
@@ -432,7 +432,7 @@ static void expect_csv_error(const char *text, const char *needle1, const char *
     cr_expect(runs == NULL && n == 0);
 }
 
-#define HEADER REPORT_RESULTS_HEADER "\n"
+#define HEADER QAT_REPORT_RESULTS_HEADER_V1 "\n"
 #define BASE_ROW "b1,baseline,fp32,-,32,32,-,1,0.895,0.9,100,1077288,30.5,41943040\n"
 
 Test(report, results_csv_errors_name_file_and_line)
@@ -465,7 +465,7 @@ Test(report, results_csv_errors_name_file_and_line)
 
 Test(report, results_csv_accepts_crlf_and_blank_lines)
 {
-    const char text[] = REPORT_RESULTS_HEADER "\r\n"
+    const char text[] = QAT_REPORT_RESULTS_HEADER_V1 "\r\n"
                         "b1,baseline,fp32,,32,32,,1,0.895,0.9,100,1077288,30.5,41943040\r\n\r\n"
                         "p1,ptq,gptq,mse,3,8,group:64,1,0.8,0.81,89.4,140688,3.25,1\r\n";
     report_run *runs;
@@ -505,7 +505,7 @@ Test(report, bad_or_missing_results_csv_fails_naming_it)
 
 Test(report, series_split_by_observer_and_granularity_only_when_they_vary)
 {
-    const char text[] = REPORT_RESULTS_HEADER "\n" BASE_ROW
+    const char text[] = QAT_REPORT_RESULTS_HEADER_V1 "\n" BASE_ROW
                         "p1,ptq,rtn,minmax,4,8,channel,1,0.8,0.81,89.4,140688,3,1\n"
                         "p2,ptq,rtn,mse,4,8,channel,1,0.82,0.81,91.6,140688,3,1\n"
                         "p3,ptq,gptq,minmax,4,8,channel,1,0.85,0.81,95,140688,3,1\n"

@@ -81,7 +81,7 @@ static const char *make_run_dir(void)
             qat_strbuf_printf(&csv, "%s,%s,%s,%s,%d,%d,%s,%d,%.6f,%.6f,", id, f->kind, f->algorithm, f->source, f->w,
                               f->a, f->granularity, seed, f->target[seed - 1], f->forget[seed - 1]);
             if (!base) qat_strbuf_printf(&csv, "%.6f", start);
-            qat_strbuf_printf(&csv, ",%ld,%ld,%.3f,%ld\n", f->trainable, f->bytes, 10.0 * (double)(i + 1) + seed,
+            qat_strbuf_printf(&csv, ",%ld,%ld,%.3f,%ld,,,\n", f->trainable, f->bytes, 10.0 * (double)(i + 1) + seed,
                               (long)(20 + i) << 20);
             snprintf(path, sizeof path, "%s/%s", dir, id);
             cr_assert_eq(qat_mkdir_p(path), QAT_OK);
@@ -270,7 +270,7 @@ Test(report_gpt, missing_values_and_files_become_dashes_and_notes, .timeout = 24
     run_id(&fake_runs[4], 1, ptq_id, sizeof ptq_id);
     snprintf(csv, sizeof csv, "%s\n%s,baseline,fp32,,32,32,,1,,,,830000,3320000,600,0\n"
                               "%s,ptq,rtn,base,4,32,group:64,1,2.5,2.15,2.4,0,480000,3,0\n",
-             QAT_REPORT_TEXT_RESULTS_HEADER, base_id, ptq_id);
+             QAT_REPORT_TEXT_RESULTS_HEADER_V1, base_id, ptq_id);
     snprintf(path, sizeof path, "%s/results.csv", dir);
     write_text(path, csv);
     qat_report_options o = { .run_dir = dir, .quiet = true };
@@ -305,7 +305,7 @@ Test(report_gpt, missing_values_and_files_become_dashes_and_notes, .timeout = 24
 static void expect_csv_error(const char *rows, const char *needle1, const char *needle2)
 {
     char text[2048];
-    snprintf(text, sizeof text, "%s\n%s", QAT_REPORT_TEXT_RESULTS_HEADER, rows);
+    snprintf(text, sizeof text, "%s\n%s", QAT_REPORT_TEXT_RESULTS_HEADER_V1, rows);
     report_text_run *runs = NULL;
     int n = -1;
     cr_expect_eq(report_text_results_parse(text, strlen(text), "runs/x/results.csv", &runs, &n), QAT_ERR_FORMAT,
@@ -351,7 +351,7 @@ Test(report_gpt, results_csv_errors_name_file_and_line)
 
 Test(report_gpt, results_csv_rows_and_arms)
 {
-    const char text[] = QAT_REPORT_TEXT_RESULTS_HEADER "\r\n" BASE "\r\n"
+    const char text[] = QAT_REPORT_TEXT_RESULTS_HEADER_V1 "\r\n" BASE "\r\n"
                         "p1,ptq,gptq,finetune,3,8,group:32,1,2.0,,2.1,0,12345,1.25,7\n"
                         "l1,qlora,fp32,base,32,32,,1,2.2,2.3,2.4,24576,1,1,1\n"
                         "l2,qlora,fp4,base,4,32,block:64,1,2.2,2.3,2.4,24576,1,1,1\n";
@@ -388,7 +388,7 @@ Test(report_gpt, results_csv_rows_and_arms)
 
 Test(report_gpt, granularity_joins_labels_only_where_a_method_has_several)
 {
-    const char text[] = QAT_REPORT_TEXT_RESULTS_HEADER "\n" BASE
+    const char text[] = QAT_REPORT_TEXT_RESULTS_HEADER_V1 "\n" BASE
                         "p1,ptq,rtn,base,4,32,group:64,1,2.5,2.2,2.4,0,1,1,1\n"
                         "p2,ptq,rtn,base,4,32,channel,1,2.6,2.2,2.4,0,1,1,1\n"
                         "p3,ptq,gptq,base,4,32,channel,1,2.45,2.2,2.4,0,1,1,1\n";

@@ -191,12 +191,12 @@ Test(runner_gpt, results_csv_from_made_up_run_directories)
     char expected[4096];
     snprintf(expected, sizeof expected,
              "%s\n"
-             "%s,baseline,fp32,,32,32,,1,5.500000,5.910000,,12016,48064,1.500,1600000\n"
-             "%s,finetune,fp32,base,32,32,,1,5.200000,5.950000,5.500000,12016,48064,2.750,1700000\n"
-             "%s,ptq,rtn,finetune,4,32,group:8,1,5.250000,5.970000,5.200000,0,30144,0.300,1300000\n"
-             "%s,ptq,rtn,base,4,32,group:8,1,5.600000,5.930000,5.500100,0,30144,0.250,1300000\n"
-             "%s,qat,lsq,base,4,32,group:8,1,5.300000,5.940000,5.500000,12401,30144,0.750,1650000\n"
-             "%s,qlora,nf4,base,4,32,block:64,1,5.400000,5.920000,5.500000,1152,42432,0.900,1400000\n",
+             "%s,baseline,fp32,,32,32,,1,5.500000,5.910000,,12016,48064,1.500,1600000,,,\n"
+             "%s,finetune,fp32,base,32,32,,1,5.200000,5.950000,5.500000,12016,48064,2.750,1700000,,,\n"
+             "%s,ptq,rtn,finetune,4,32,group:8,1,5.250000,5.970000,5.200000,0,30144,0.300,1300000,,,\n"
+             "%s,ptq,rtn,base,4,32,group:8,1,5.600000,5.930000,5.500100,0,30144,0.250,1300000,,,\n"
+             "%s,qat,lsq,base,4,32,group:8,1,5.300000,5.940000,5.500000,12401,30144,0.750,1650000,,,\n"
+             "%s,qlora,nf4,base,4,32,block:64,1,5.400000,5.920000,5.500000,1152,42432,0.900,1400000,,,\n",
              QAT_REPORT_TEXT_RESULTS_HEADER, runs[0].id, runs[1].id, runs[2].id, runs[3].id, runs[4].id, runs[5].id);
     cr_expect_str_eq(csv, expected);
     free(csv);
@@ -253,7 +253,7 @@ Test(runner_gpt, a_baseline_alone_reports_its_own_bpc)
     qat_runner_report(root, NULL, NULL, true);
     snprintf(path, sizeof path, "%s/results.csv", root);
     char *csv = slurp(path), expected[512];
-    snprintf(expected, sizeof expected, "%s\n%s,baseline,fp32,,32,32,,1,3.250000,,,100,400,2.000,5\n",
+    snprintf(expected, sizeof expected, "%s\n%s,baseline,fp32,,32,32,,1,3.250000,,,100,400,2.000,5,,,\n",
              QAT_REPORT_TEXT_RESULTS_HEADER, runs[0].id);
     cr_expect_str_eq(csv, expected);
     free(csv), free(runs);
