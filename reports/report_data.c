@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,9 +230,10 @@ static qat_status parse_row(char **f, int nfields, const char *source, int line,
                             r->budget, sizeof r->budget, &r->avg_bits);
 }
 
-qat_status report_results_parse(const char *text, size_t len, const char *source, report_run **runs, int *count)
+qat_status report_csv_read_rows(const char *text, size_t len, const char *source, const report_csv_format *fmt,
+                                void **rows, int *count)
 {
-    *runs = NULL, *count = 0;
+    *rows = NULL, *count = 0;
     const char *nul = memchr(text, '\0', len);
     if (nul) {
         int line = 1;
@@ -241,11 +243,11 @@ qat_status report_results_parse(const char *text, size_t len, const char *source
     char *copy = qat_xmalloc(len + 1);
     memcpy(copy, text, len);
     copy[len] = '\0';
-    report_run *list = NULL;
+    char *list = NULL;
     int n = 0, cap = 0, line = 0;
     bool header_seen = false;
-    int nfields = REPORT_RESULTS_FIELDS;
-    const char *header = REPORT_RESULTS_HEADER;
+    int nfields = fmt->nfields;
+    const char *header = fmt->header;
     qat_status st = QAT_OK;
     for (char *p = copy; st == QAT_OK && *p;) {
         char *eol = strchr(p, '\n');
@@ -255,18 +257,19 @@ qat_status report_results_parse(const char *text, size_t len, const char *source
         size_t l = strlen(p);
         if (l && p[l - 1] == '\r') p[--l] = '\0';
         if (!header_seen) {
-            if (strcmp(p, QAT_REPORT_RESULTS_HEADER_V1) == 0) {
-                nfields = REPORT_RESULTS_FIELDS_V1;
-                header = QAT_REPORT_RESULTS_HEADER_V1;
-            } else if (strcmp(p, REPORT_RESULTS_HEADER) != 0) {
+            if (strcmp(p, fmt->header_v1) == 0) {
+                nfields = fmt->nfields_v1;
+                header = fmt->header_v1;
+            } else if (strcmp(p, fmt->header) != 0) {
                 st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: header is '%.200s', expected '%s'", source, line, p,
-                                   REPORT_RESULTS_HEADER);
+                                   fmt->header);
                 break;
             }
             header_seen = true;
         } else if (l > 0) {
-            char *fields[REPORT_RESULTS_FIELDS];
-            int nf = report_csv_split(p, fields, REPORT_RESULTS_FIELDS);
+            char *fields[REPORT_CSV_MAX_FIELDS];
+            QAT_ASSERT(fmt->nfields <= REPORT_CSV_MAX_FIELDS);
+            int nf = report_csv_split(p, fields, fmt->nfields);
             if (nf != nfields) {
                 st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: %d fields, expected %d (%s)", source, line, nf, nfields,
                                    header);
@@ -274,13 +277,20 @@ qat_status report_results_parse(const char *text, size_t len, const char *source
             }
             if (n == cap) {
                 cap = cap ? 2 * cap : 16;
-                list = qat_xrealloc(list, (size_t)cap * sizeof *list);
+                list = qat_xrealloc(list, (size_t)cap * fmt->row_size);
             }
-            st = parse_row(fields, nfields, source, line, &list[n]);
-            for (int i = 0; st == QAT_OK && i < n; i++)
-                if (strcmp(list[i].run_id, list[n].run_id) == 0)
+            char *row = list + (size_t)n * fmt->row_size;
+            st = fmt->parse_row(fields, nfields, source, line, row);
+            const char *id = row + fmt->id_offset;
+            for (int i = 0; st == QAT_OK && i < n; i++) {
+                const char *other = list + (size_t)i * fmt->row_size;
+                if (strcmp(other + fmt->id_offset, id) == 0) {
+                    int first;
+                    memcpy(&first, other + fmt->line_offset, sizeof first);
                     st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: run %s is listed twice (first at line %d)", source,
-                                       line, list[n].run_id, list[i].line);
+                                       line, id, first);
+                }
+            }
             if (st == QAT_OK) n++;
         }
         p = next;
@@ -292,8 +302,25 @@ qat_status report_results_parse(const char *text, size_t len, const char *source
         free(list);
         return st;
     }
-    *runs = list, *count = n;
+    *rows = list, *count = n;
     return QAT_OK;
+}
+
+static qat_status parse_row_any(char **f, int nfields, const char *source, int line, void *row)
+{
+    return parse_row(f, nfields, source, line, row);
+}
+
+qat_status report_results_parse(const char *text, size_t len, const char *source, report_run **runs, int *count)
+{
+    static const report_csv_format format = {
+        REPORT_RESULTS_HEADER, QAT_REPORT_RESULTS_HEADER_V1, REPORT_RESULTS_FIELDS, REPORT_RESULTS_FIELDS_V1,
+        sizeof(report_run), offsetof(report_run, run_id), offsetof(report_run, line), parse_row_any,
+    };
+    void *rows;
+    qat_status st = report_csv_read_rows(text, len, source, &format, &rows, count);
+    *runs = rows;
+    return st;
 }
 
 qat_status report_results_load(const char *path, report_run **runs, int *count)

@@ -47,6 +47,20 @@ typedef struct report_run {
 qat_status report_results_parse(const char *text, size_t len, const char *source, report_run **runs, int *count);
 qat_status report_results_load(const char *path, report_run **runs, int *count);
 
+/* The results.csv readers' common loop: the header (current or v1), one row
+ * per non-empty line parsed into an array of row_size-byte records, each
+ * record's run id (a char array at id_offset) unique (its int line at
+ * line_offset names the first); errors name source:line. */
+#define REPORT_CSV_MAX_FIELDS 32
+typedef struct report_csv_format {
+    const char *header, *header_v1;
+    int nfields, nfields_v1;
+    size_t row_size, id_offset, line_offset;
+    qat_status (*parse_row)(char **fields, int nfields, const char *source, int line, void *row);
+} report_csv_format;
+qat_status report_csv_read_rows(const char *text, size_t len, const char *source, const report_csv_format *fmt,
+                                void **rows, int *count);
+
 /* CSV fields for the readers: split a line at its commas in place (returns
  * the count, stores at most max); numbers and text checked with messages
  * naming SOURCE:LINE and the field. */

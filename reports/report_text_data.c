@@ -2,6 +2,7 @@
  * reports/report.h), the runs grouped into configurations labelled with the
  * arm they stand for, and the bpc curves of metrics.csv. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,71 +83,23 @@ static qat_status text_row(char **f, int nfields, const char *source, int line, 
                             sizeof r->budget, &r->avg_bits);
 }
 
+static qat_status text_row_any(char **f, int nfields, const char *source, int line, void *row)
+{
+    return text_row(f, nfields, source, line, row);
+}
+
 qat_status report_text_results_parse(const char *text, size_t len, const char *source, report_text_run **runs,
                                      int *count)
 {
-    *runs = NULL, *count = 0;
-    const char *nul = memchr(text, '\0', len);
-    if (nul) {
-        int line = 1;
-        for (const char *q = text; q < nul; q++) line += *q == '\n';
-        return qat_error_set(QAT_ERR_FORMAT, "%s:%d: NUL byte: not a text file", source, line);
-    }
-    char *copy = qat_xmalloc(len + 1);
-    memcpy(copy, text, len);
-    copy[len] = '\0';
-    report_text_run *list = NULL;
-    int n = 0, cap = 0, line = 0, nfields = REPORT_TEXT_RESULTS_FIELDS;
-    const char *header = QAT_REPORT_TEXT_RESULTS_HEADER;
-    bool header_seen = false;
-    qat_status st = QAT_OK;
-    for (char *p = copy; st == QAT_OK && *p;) {
-        char *eol = strchr(p, '\n');
-        char *next = eol ? eol + 1 : p + strlen(p);
-        if (eol) *eol = '\0';
-        line++;
-        size_t l = strlen(p);
-        if (l && p[l - 1] == '\r') p[--l] = '\0';
-        if (!header_seen) {
-            if (strcmp(p, QAT_REPORT_TEXT_RESULTS_HEADER_V1) == 0) {
-                nfields = REPORT_TEXT_RESULTS_FIELDS_V1;
-                header = QAT_REPORT_TEXT_RESULTS_HEADER_V1;
-            } else if (strcmp(p, QAT_REPORT_TEXT_RESULTS_HEADER) != 0) {
-                st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: header is '%.200s', expected '%s'", source, line, p,
-                                   QAT_REPORT_TEXT_RESULTS_HEADER);
-                break;
-            }
-            header_seen = true;
-        } else if (l > 0) {
-            char *fields[REPORT_TEXT_RESULTS_FIELDS];
-            int nf = report_csv_split(p, fields, REPORT_TEXT_RESULTS_FIELDS);
-            if (nf != nfields) {
-                st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: %d fields, expected %d (%s)", source, line, nf, nfields,
-                                   header);
-                break;
-            }
-            if (n == cap) {
-                cap = cap ? 2 * cap : 16;
-                list = qat_xrealloc(list, (size_t)cap * sizeof *list);
-            }
-            st = text_row(fields, nfields, source, line, &list[n]);
-            for (int i = 0; st == QAT_OK && i < n; i++)
-                if (strcmp(list[i].run_id, list[n].run_id) == 0)
-                    st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: run %s is listed twice (first at line %d)", source,
-                                       line, list[n].run_id, list[i].line);
-            if (st == QAT_OK) n++;
-        }
-        p = next;
-    }
-    if (st == QAT_OK && !header_seen) st = qat_error_set(QAT_ERR_FORMAT, "%s: empty file, expected a header", source);
-    if (st == QAT_OK && n == 0) st = qat_error_set(QAT_ERR_FORMAT, "%s: no runs after the header", source);
-    free(copy);
-    if (st != QAT_OK) {
-        free(list);
-        return st;
-    }
-    *runs = list, *count = n;
-    return QAT_OK;
+    static const report_csv_format format = {
+        QAT_REPORT_TEXT_RESULTS_HEADER, QAT_REPORT_TEXT_RESULTS_HEADER_V1, REPORT_TEXT_RESULTS_FIELDS,
+        REPORT_TEXT_RESULTS_FIELDS_V1, sizeof(report_text_run), offsetof(report_text_run, run_id),
+        offsetof(report_text_run, line), text_row_any,
+    };
+    void *rows;
+    qat_status st = report_csv_read_rows(text, len, source, &format, &rows, count);
+    *runs = rows;
+    return st;
 }
 
 /* --- arms and configurations --- */
