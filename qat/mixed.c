@@ -119,6 +119,24 @@ static qat_status measure_perturbation(bits_run *b, qat_bits_result *r)
     return st;
 }
 
+/* Runs calibration batch k forward and backward; the loss into *loss and
+ * the gradients of the quantizable layers' weights, concatenated in layer
+ * order, into g. */
+static qat_status batch_gradient(bits_run *b, int k, float *g, double *loss)
+{
+    const qat_model_desc *d = &b->run.fp32.desc;
+    quant_fill_calib_batch(&b->run, b->g, &b->m, k);
+    QAT_TRY(qat_seq_run(b->seq));
+    *loss = *(const float *)qat_graph_output_slot(b->g, b->m.loss);
+    int64_t at = 0;
+    for (int i = 0; i < b->n; i++) {
+        const qat_layer_info *info = &d->layers[b->layer[i]];
+        QAT_TRY(qat_tensor_read(b->g, qat_tensor_cget(b->g, b->m.params[info->weight])->grad, g + at));
+        at += info->rows * info->cols;
+    }
+    return QAT_OK;
+}
+
 /* The gradient of the mean calibration loss with respect to the quantizable
  * layers' weights, concatenated in layer order. */
 static qat_status layers_gradient(void *user, const float *w, float *grad, double *loss_out)
@@ -137,16 +155,9 @@ static qat_status layers_gradient(void *user, const float *w, float *grad, doubl
     double loss = 0;
     qat_status st = QAT_OK;
     for (int k = 0; k < b->run.o->calib_batches && st == QAT_OK; k++) {
-        quant_fill_calib_batch(&b->run, b->g, &b->m, k);
-        st = qat_seq_run(b->seq);
-        if (st != QAT_OK) break;
-        loss += *(const float *)qat_graph_output_slot(b->g, b->m.loss);
-        at = 0;
-        for (int i = 0; i < b->n && st == QAT_OK; i++) {
-            const qat_layer_info *info = &d->layers[b->layer[i]];
-            st = qat_tensor_read(b->g, qat_tensor_cget(b->g, b->m.params[info->weight])->grad, g + at);
-            at += info->rows * info->cols;
-        }
+        double batch_loss = 0;
+        st = batch_gradient(b, k, g, &batch_loss);
+        loss += batch_loss;
         for (int64_t j = 0; j < total; j++) sum[j] += g[j];
     }
     for (int64_t j = 0; j < total; j++) grad[j] = (float)(sum[j] / b->run.o->calib_batches);
@@ -224,7 +235,6 @@ static qat_status measure_hessian(bits_run *b, qat_bits_result *r)
 static qat_status measure_fisher(bits_run *b, qat_bits_result *r)
 {
     QAT_TRY(build_graph(b, true));
-    const qat_model_desc *d = &b->run.fp32.desc;
     int64_t total = layers_numel(b);
     double *fisher = qat_xcalloc((size_t)total, sizeof *fisher);
     float *g = qat_xmalloc((size_t)total * sizeof *g);
@@ -234,16 +244,9 @@ static qat_status measure_fisher(bits_run *b, qat_bits_result *r)
     qat_progress bar;
     qat_progress_begin(&bar, "fisher", (uint64_t)batches);
     for (int k = 0; k < batches && st == QAT_OK; k++) {
-        quant_fill_calib_batch(&b->run, b->g, &b->m, k);
-        st = qat_seq_run(b->seq);
-        if (st != QAT_OK) break;
-        loss += *(const float *)qat_graph_output_slot(b->g, b->m.loss);
-        int64_t at = 0;
-        for (int i = 0; i < b->n && st == QAT_OK; i++) {
-            const qat_layer_info *info = &d->layers[b->layer[i]];
-            st = qat_tensor_read(b->g, qat_tensor_cget(b->g, b->m.params[info->weight])->grad, g + at);
-            at += info->rows * info->cols;
-        }
+        double batch_loss = 0;
+        st = batch_gradient(b, k, g, &batch_loss);
+        loss += batch_loss;
         for (int64_t j = 0; j < total; j++) fisher[j] += (double)g[j] * g[j] / batches;
         qat_progress_update(&bar, (uint64_t)k + 1, "");
     }
