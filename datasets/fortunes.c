@@ -183,14 +183,6 @@ static qat_status select_files(const char *spec, const char *dir, spec_kind kind
     return QAT_OK;
 }
 
-uint64_t qat_fnv1a64(const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
 bool qat_text_entry_is_val(const uint8_t *entry, size_t len, uint32_t val_permille)
 {
     return qat_fnv1a64(entry, len) % 1000 < val_permille;

@@ -67,11 +67,8 @@ void qat_text_corpus_free(qat_text_corpus *c);
  * the text path; whether the rest is valid is for qat_fortunes_load). */
 bool qat_text_spec_is_fortunes(const char *spec);
 
-/* FNV-1a, 64-bit (offset basis 0xcbf29ce484222325, prime 0x100000001b3):
- * the hash that decides an entry's split. */
-uint64_t qat_fnv1a64(const void *data, size_t len);
 /* Whether an entry with these bytes (without its separator) belongs to the
- * validation split. */
+ * validation split: qat_fnv1a64 of the bytes, mod 1000, below val_permille. */
 bool qat_text_entry_is_val(const uint8_t *entry, size_t len, uint32_t val_permille);
 
 /* Training batch: `batch` windows of ctx + 1 bytes at start offsets drawn

@@ -50,3 +50,11 @@ char *qat_xstrdup(const char *s)
     size_t n = strlen(s) + 1;
     return memcpy(qat_xmalloc(n), s, n);
 }
+
+uint64_t qat_fnv1a64(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}

@@ -62,4 +62,8 @@ void *qat_xcalloc(size_t count, size_t size);
 void *qat_xrealloc(void *ptr, size_t size);
 char *qat_xstrdup(const char *s);
 
+/* FNV-1a, 64 bits (offset basis 0xcbf29ce484222325, prime 0x100000001b3):
+ * the fortunes split, run ids and cache keys (not for security). */
+uint64_t qat_fnv1a64(const void *data, size_t len);
+
 #endif

@@ -15,12 +15,7 @@
 
 /* ------------------------------------------------------------------ parsing */
 
-static uint64_t fnv1a64_text(const char *s)
-{
-    uint64_t h = 14695981039346656037ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
+static uint64_t fnv1a64_text(const char *s) { return qat_fnv1a64(s, strlen(s)); }
 
 #define MAX_SECTION_KEYS 24
 

@@ -7,6 +7,7 @@
 
 #include "qat/context.h"
 #include "qat/fileio.h"
+#include "qat/observer.h"
 #include "qat/progress.h"
 #include "qat/quantize_common.h"
 #include "qat/version.h"
@@ -273,6 +274,110 @@ static qat_status measure_fisher(bits_run *b, qat_bits_result *r)
     return st;
 }
 
+/* --- the sensitivity cache --- */
+
+static void cache_key(const bits_run *b, const qat_bits_options *o, qat_sensitivity_kind kind, uint64_t ckpt_hash,
+                      size_t ckpt_bytes, char *key, size_t size)
+{
+    const qat_quantize_options *q = b->run.o;
+    char cands[32] = "";
+    for (int k = 0; k < b->problem.ncandidates; k++)
+        snprintf(cands + strlen(cands), sizeof cands - strlen(cands), "%s%d", k ? "," : "", b->problem.bits[k]);
+    char gran[32];
+    qat_granularity_format(q->granularity, q->group, gran, sizeof gran);
+    snprintf(key, size,
+             "qat-sensitivity-v1 %s ckpt=%016llx:%zu calib=%d batch=%d seed=%llu val=%u train_limit=%u data=%s "
+             "val_permille=%u candidates=%s granularity=%s symmetric=%d observer=%s probes=%d:%d tol=%.17g",
+             qat_sensitivity_name(kind), (unsigned long long)ckpt_hash, ckpt_bytes, q->calib_batches, q->batch,
+             (unsigned long long)q->seed, q->val_count, q->train_limit, q->data_spec ? q->data_spec : "-",
+             q->val_permille, cands, gran, q->weight_symmetric, qat_observer_name(q->observer), o->min_probes,
+             o->max_probes, o->probe_tol);
+}
+
+/* Reads the costs if the file holds this key and every layer; false on any
+ * mismatch (then the caller measures and rewrites it). */
+static bool cache_read(bits_run *b, const char *path, const char *key, qat_bits_result *r)
+{
+    void *data;
+    size_t size;
+    if (qat_file_read_all(path, &data, &size) != QAT_OK) {
+        qat_error_clear();
+        return false;
+    }
+    char *text = qat_xmalloc(size + 1);
+    memcpy(text, data, size);
+    text[size] = '\0';
+    free(data);
+    bool ok = false;
+    size_t klen = strlen(key);
+    char *p = text;
+    if (strncmp(p, key, klen) == 0 && p[klen] == '\n') {
+        p += klen + 1;
+        int probes, settled, used;
+        ok = sscanf(p, "%lf %d %d\n%n", &r->calib_loss, &probes, &settled, &used) == 3;
+        p += ok ? used : 0;
+        r->probes = probes, r->settled = settled;
+        for (int i = 0; ok && i < b->n; i++) {
+            char name[64];
+            ok = sscanf(p, "%63s %lf %lf%n", name, &r->layers[i].sensitivity, &r->layers[i].sensitivity_err, &used) ==
+                     3 && strcmp(name, b->table[i].name) == 0;
+            p += ok ? used : 0;
+            for (int k = 0; ok && k < b->problem.ncandidates; k++) {
+                ok = sscanf(p, "%lf%n", &b->table[i].cost[k], &used) == 1;
+                p += ok ? used : 0;
+            }
+        }
+    }
+    free(text);
+    return ok;
+}
+
+static qat_status cache_write(const bits_run *b, const char *path, const char *key, const qat_bits_result *r)
+{
+    qat_strbuf sb;
+    qat_strbuf_init(&sb);
+    /* %.17g: the values read back are the measured ones, bit for bit. */
+    qat_strbuf_printf(&sb, "%s\n%.17g %d %d\n", key, r->calib_loss, r->probes, (int)r->settled);
+    for (int i = 0; i < b->n; i++) {
+        qat_strbuf_printf(&sb, "%s %.17g %.17g", b->table[i].name, r->layers[i].sensitivity,
+                          r->layers[i].sensitivity_err);
+        for (int k = 0; k < b->problem.ncandidates; k++) qat_strbuf_printf(&sb, " %.17g", b->table[i].cost[k]);
+        qat_strbuf_printf(&sb, "\n");
+    }
+    qat_status st = qat_file_write_atomic(path, sb.data, sb.len);
+    qat_strbuf_free(&sb);
+    return st;
+}
+
+static qat_status measure(bits_run *b, qat_bits_result *r)
+{
+    qat_status st = r->sensitivity == QAT_SENSITIVITY_PERTURBATION ? measure_perturbation(b, r)
+                    : r->sensitivity == QAT_SENSITIVITY_HESSIAN    ? measure_hessian(b, r)
+                                                                   : measure_fisher(b, r);
+    free_graph(b);
+    return st;
+}
+
+/* Measures (or reads from the cache) every layer's cost at every candidate. */
+static qat_status measure_costs(bits_run *b, const qat_bits_options *o, qat_bits_result *r)
+{
+    weight_errors(b, r);
+    if (!o->sensitivity_cache) return measure(b, r);
+    void *ckpt;
+    size_t ckpt_bytes;
+    QAT_TRY(qat_file_read_all(o->q.ckpt, &ckpt, &ckpt_bytes));
+    uint64_t hash = qat_fnv1a64(ckpt, ckpt_bytes);
+    free(ckpt);
+    char key[1024];
+    cache_key(b, o, r->sensitivity, hash, ckpt_bytes, key, sizeof key);
+    if (cache_read(b, o->sensitivity_cache, key, r)) {
+        r->from_cache = true;
+        return QAT_OK;
+    }
+    QAT_TRY(measure(b, r));
+    return cache_write(b, o->sensitivity_cache, key, r);
+}
+
 /* The table: the layers the run's uniform config quantizes (every layer of
  * the image models, the blocks' linear layers of the gpt) with their bytes at
  * each candidate; the rest of the checkpoint counted once. */
@@ -377,7 +482,9 @@ static qat_status write_map(const bits_run *b, const qat_bits_result *r, const q
                           qat_sensitivity_name(r->sensitivity), run->o->calib_batches, run->o->batch, r->calib_loss);
         if (r->sensitivity == QAT_SENSITIVITY_HESSIAN)
             qat_strbuf_printf(&sb, ", %d Hutchinson probes%s", r->probes, r->settled ? "" : " (not settled)");
-        qat_strbuf_printf(&sb, "; total cost %.6g\n", r->total_cost);
+        qat_strbuf_printf(&sb, "; total cost %.6g", r->total_cost);
+        if (r->from_cache) qat_strbuf_printf(&sb, "; costs read from %s", o->sensitivity_cache);
+        qat_strbuf_printf(&sb, "\n");
     }
     qat_strbuf_printf(&sb, "# checkpoint %s, seed %llu, qat %s, device %s (%s %s)\n", o->q.ckpt,
                       (unsigned long long)run->o->seed, qat_git_commit(), run->ctx->info.name,
@@ -441,12 +548,7 @@ static qat_status bits_run_all(bits_run *b, const qat_bits_options *o, qat_bits_
     if (s->needs_cost || o->sensitivity_set) {
         r->measured = true;
         r->sensitivity = o->sensitivity_set ? o->sensitivity : QAT_SENSITIVITY_HESSIAN;
-        weight_errors(b, r);
-        qat_status st = r->sensitivity == QAT_SENSITIVITY_PERTURBATION ? measure_perturbation(b, r)
-                        : r->sensitivity == QAT_SENSITIVITY_HESSIAN    ? measure_hessian(b, r)
-                                                                       : measure_fisher(b, r);
-        free_graph(b);
-        QAT_TRY(st);
+        QAT_TRY(measure_costs(b, o, r));
         b->problem.has_cost = true;
         for (int i = 0; i < b->n; i++) memcpy(r->layers[i].cost, b->table[i].cost, sizeof r->layers[i].cost);
     }

@@ -25,6 +25,13 @@ typedef struct qat_bits_options {
     int min_probes, max_probes;     /* Hutchinson; 0: 8 and 32 */
     double probe_tol;               /* 0: 0.1 */
     const char *out_map;
+    /* A file of measured sensitivities to reuse (NULL: none): when its first
+     * line, the key (a hash of the checkpoint's bytes and every setting that
+     * changes the costs), matches, the costs are read from it instead of
+     * measured; otherwise they are measured and the file is (re)written.
+     * The runner points every mixed run of a checkpoint at one such file, so
+     * strategies and budgets share one measurement. */
+    const char *sensitivity_cache;
 } qat_bits_options;
 
 typedef struct qat_bits_layer_report {
@@ -46,6 +53,7 @@ typedef struct qat_bits_result {
     int ncandidates;
     int candidates[QAT_BITS_MAX_CANDIDATES];
     bool measured;
+    bool from_cache;                /* the costs came from sensitivity_cache */
     qat_sensitivity_kind sensitivity;
     int probes;                     /* hessian */
     bool settled;

@@ -186,8 +186,15 @@ static qat_status write_bits_files(const qat_run_spec *r, const qat_bits_result 
  * map lists every layer they quantize, so none stays at 8). */
 static qat_status execute_mixed(const qat_run_spec *r, const char *dir, const qat_quantize_options *q)
 {
-    char map[1400];
+    char map[1400], cache[1400];
     snprintf(map, sizeof map, "%s/bits.map", dir);
+    /* Beside the run directories, one file per checkpoint and measure:
+     * every strategy and budget of that checkpoint reads the first one's
+     * measurement (its key covers every setting that changes the costs). */
+    const char *slash = strrchr(dir, '/');
+    int root_len = slash ? (int)(slash - dir) : 1;
+    snprintf(cache, sizeof cache, "%.*s/sensitivity-%s-%s.txt", root_len, slash ? dir : ".",
+             r->finetune_id[0] ? r->finetune_id : r->baseline_id, qat_sensitivity_name(r->sensitivity));
     qat_bits_options b = {
         .q = *q,
         .strategy = r->strategy,
@@ -197,6 +204,7 @@ static qat_status execute_mixed(const qat_run_spec *r, const char *dir, const qa
         .ncandidates = r->ncandidates,
         .max_probes = r->max_probes,
         .out_map = map,
+        .sensitivity_cache = r->needs_cost ? cache : NULL,
     };
     b.q.quiet = true;
     memcpy(b.candidates, r->candidates, sizeof b.candidates);

@@ -41,7 +41,11 @@
  * strategies that measure nothing) and RUN_ID/bits.json (the map's totals:
  * avg_bits, model_bytes, seconds ...), then the quantization of the baseline
  * (or, for a gpt's of = finetune, of the fine-tune) with that map over
- * 8-bit weights. Their prerequisites for sharding are those of PTQ. Both
+ * 8-bit weights. The costs a strategy weighs are measured once per
+ * checkpoint and measure: the first run writes runs/NAME/sensitivity-
+ * SOURCE_ID-MEASURE.txt (keyed by the checkpoint's hash and every setting
+ * that changes them, qat/mixed.h) and the others read it. Their
+ * prerequisites for sharding are those of PTQ. Both
  * results.csv headers end with strategy,budget,avg_bits, empty but for
  * mixed runs, whose w_bits is empty (the bits vary by layer) and whose
  * seconds add the map's. */

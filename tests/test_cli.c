@@ -464,6 +464,36 @@ Test(cli, bits_maps_a_budget_that_ptq_meets_to_the_byte, .timeout = 600)
             free(a), free(b);
         }
     }
+    /* A sensitivity cache: the first run measures and writes it, a run at
+     * another budget reads it and maps exactly as a run that measures, a
+     * run whose settings differ (the seed) measures again. */
+    char cache[128], lines_a[4096], lines_b[4096];
+    snprintf(cache, sizeof cache, "%s/fisher.txt", dir);
+    for (int k = 0; k < 4; k++) {
+        const char *budget = k == 0 ? "3" : "2.5";
+        const char *seed = k == 3 ? "2" : "1";
+        const char *args[] = { "bits", "--ckpt", ckpt, "--strategy", "hawq", "--budget", budget, "--sensitivity",
+                               "fisher", "--calib", "2", "--batch", "64", "--val", "500", "--seed", seed, "--out",
+                               k == 2 ? map2 : map, k == 2 ? NULL : "--sensitivity-cache", cache, NULL };
+        run_qat(&r, args);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        bool read = strstr(r.out, "fisher read from") != NULL;
+        cr_expect_eq(read, k == 1, "run %d: %s", k, r.out);
+        cr_expect_eq(access(cache, R_OK), 0);
+        if (k == 1 || k == 2) {
+            /* The maps' layer lines (comments aside) are the same. */
+            size_t n;
+            char *text = read_file(k == 1 ? map : map2, &n);
+            char *dst = k == 1 ? lines_a : lines_b;
+            dst[0] = '\0';
+            for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+                if (line[0] != '#') snprintf(dst + strlen(dst), 4096 - strlen(dst), "%s\n", line);
+            free(text);
+        }
+    }
+    cr_expect_str_eq(lines_a, lines_b, "a map from cached costs differs from one measured afresh");
+    cr_expect(strlen(lines_a) > 20);
+
     /* manual: the map's bits, checked against the budget. */
     const char manual[] = "fc1 2 fp32\nfc2 8 fp32\nfc3 4 fp32\n";
     cr_assert_eq(qat_file_write_atomic(map, manual, strlen(manual)), QAT_OK);

@@ -9,6 +9,7 @@
 #include "qat/fileio.h"
 #include "qat/runner.h"
 #include "reports/report_internal.h"
+#include "qat/sensitivity.h"
 #include "tests/test_util.h"
 
 TestSuite(runner_mixed, .init = test_tmpdir_make, .fini = test_tmpdir_remove);
@@ -130,6 +131,18 @@ Test(runner_mixed, maps_ptq_results_and_report, .timeout = 900)
     bits_csv = slurp(path);
     cr_expect(!strstr(bits_csv, ",,\n"), "hawq's bits.csv has sensitivities: %s", bits_csv);
     free(bits_csv);
+    /* hawq measured once, at its first budget: the second read the costs
+     * from the experiment's sensitivity file. */
+    cr_assert(runs[3].needs_cost && runs[4].needs_cost && strcmp(runs[3].strategy, runs[4].strategy) == 0);
+    snprintf(path, sizeof path, "%s/sensitivity-%s-%s.txt", dir, runs[3].baseline_id,
+             qat_sensitivity_name(runs[3].sensitivity));
+    cr_expect(access(path, R_OK) == 0, "no %s", path);
+    for (int k = 3; k <= 4; k++) {
+        snprintf(path, sizeof path, "%s/%s/bits.map", dir, runs[k].id);
+        char *map = slurp(path);
+        cr_expect_eq(strstr(map, "costs read from") != NULL, k == 4, "%s: %s", runs[k].id, map);
+        free(map);
+    }
 
     if (report) {
         snprintf(path, sizeof path, "%s/report.html", dir);

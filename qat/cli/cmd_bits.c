@@ -41,6 +41,9 @@ static void usage(FILE *out)
             "  --calib N            calibration batches (default 32; gpt: 8)\n"
             "  --batch N            batch size (default 128; gpt: 16 windows)\n"
             "  --max-probes N       Hutchinson probes at most (default 32; at least 8)\n"
+            "  --sensitivity-cache FILE  reuse the costs measured into FILE when it was\n"
+            "                       written for this checkpoint and these settings; else\n"
+            "                       measure and (re)write it (for sweeps over budgets)\n"
             "  --probe-tol X        stop probing once every layer's trace has a standard error\n"
             "                       within X of its value (default 0.1)\n"
             "  --seed S             calibration sample and probes (default 1)\n"
@@ -97,7 +100,8 @@ static void print_result(const qat_bits_options *o, const qat_bits_result *r)
            "model %llu bytes (fp32 %llu)", o->strategy, (unsigned long long)r->layer_bytes,
            (unsigned long long)r->layer_budget_bytes, r->avg_bits, r->bits_per_weight,
            (unsigned long long)r->model_bytes, (unsigned long long)r->fp32_bytes);
-    if (r->measured) printf(", %s measured in %.1f s", qat_sensitivity_name(r->sensitivity), r->measure_seconds);
+    if (r->from_cache) printf(", %s read from %s", qat_sensitivity_name(r->sensitivity), o->sensitivity_cache);
+    else if (r->measured) printf(", %s measured in %.1f s", qat_sensitivity_name(r->sensitivity), r->measure_seconds);
     printf("\nwrote %s\n", o->out_map);
 }
 
@@ -116,6 +120,7 @@ int cmd_bits(int argc, char **argv)
         { "data-dir", required_argument, NULL, 'd' },   { "data", required_argument, NULL, 'T' },
         { "val-permille", required_argument, NULL, 'V' }, { "device", required_argument, NULL, 'D' },
         { "quiet", no_argument, NULL, 'q' },            { "help", no_argument, NULL, 'h' },
+        { "sensitivity-cache", required_argument, NULL, 'K' },
         { NULL, 0, NULL, 0 },
     };
     qat_bits_options o = {
@@ -189,6 +194,7 @@ int cmd_bits(int argc, char **argv)
             break;
         case 'D': o.q.device = optarg; break;
         case 'q': o.q.quiet = true; break;
+        case 'K': o.sensitivity_cache = optarg; break;
         case 'h':
             usage(stdout);
             printf("\nstrategies:\n");
