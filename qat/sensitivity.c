@@ -29,7 +29,8 @@ qat_status qat_hutchinson_trace(qat_grad_fn grad, void *user, int nblocks, const
     int64_t n = 0;
     for (int b = 0; b < nblocks; b++) n += block_numel[b];
     double *eps = qat_xmalloc((size_t)nblocks * sizeof *eps);
-    for (int b = 0, at = 0; b < nblocks; at += (int)block_numel[b], b++) {
+    int64_t at = 0;
+    for (int b = 0; b < nblocks; at += block_numel[b], b++) {
         double ss = 0;
         for (int64_t i = 0; i < block_numel[b]; i++) ss += (double)w0[at + i] * w0[at + i];
         double rms = block_numel[b] ? sqrt(ss / (double)block_numel[b]) : 0;
@@ -51,7 +52,8 @@ qat_status qat_hutchinson_trace(qat_grad_fn grad, void *user, int nblocks, const
             for (int64_t j = i; j < n && j < i + 32; j++) v[j] = (word >> (j - i) & 1) ? 1.0f : -1.0f;
         }
         for (int sign = 1; sign >= -1 && st == QAT_OK; sign -= 2) {
-            for (int b = 0, at = 0; b < nblocks; at += (int)block_numel[b], b++)
+            at = 0;
+            for (int b = 0; b < nblocks; at += block_numel[b], b++)
                 for (int64_t i = at; i < at + block_numel[b]; i++)
                     w[i] = (float)((double)w0[i] + sign * eps[b] * v[i]);
             st = grad(user, w, sign > 0 ? gp : gm, NULL);
@@ -59,7 +61,8 @@ qat_status qat_hutchinson_trace(qat_grad_fn grad, void *user, int nblocks, const
         if (st != QAT_OK) break;
         k++;
         settled = k >= o->min_probes;
-        for (int b = 0, at = 0; b < nblocks; at += (int)block_numel[b], b++) {
+        at = 0;
+        for (int b = 0; b < nblocks; at += block_numel[b], b++) {
             double sample = 0;
             for (int64_t i = at; i < at + block_numel[b]; i++) sample += (double)v[i] * ((double)gp[i] - gm[i]);
             sample /= 2 * eps[b];
