@@ -533,6 +533,14 @@ static qat_status bits_run_all(bits_run *b, const qat_bits_options *o, qat_bits_
     build_problem(b, o);
     if (!b->n) return qat_error_set(QAT_ERR_INVALID, "%s: no layer to quantize", o->q.ckpt);
     QAT_TRY(set_budget(b, o));
+    /* Before measuring anything: no strategy can go below the smallest
+     * width everywhere. */
+    uint64_t smallest = 0;
+    for (int i = 0; i < b->n; i++) smallest += b->table[i].bytes[0];
+    if (smallest > b->problem.budget_bytes)
+        return qat_error_set(QAT_ERR_INVALID, "--budget %s allows the layers' weights %llu bytes, but every layer at %d "
+                             "bits takes %llu", o->budget, (unsigned long long)b->problem.budget_bytes,
+                             b->problem.bits[0], (unsigned long long)smallest);
     QAT_TRY(load_manual(b, o));
     r->nlayers = b->n;
     r->ncandidates = b->problem.ncandidates;

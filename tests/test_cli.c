@@ -407,6 +407,9 @@ Test(cli, bits_maps_a_budget_that_ptq_meets_to_the_byte, .timeout = 600)
     expect_error((const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "uniform", "--budget", "1KB", "--out", map,
                                    NULL },
                  1, "--budget 1KB", "FP32");
+    /* An impossible budget is refused before anything is measured. */
+    expect_error((const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "hawq", "--budget", "1", "--out", map, NULL },
+                 1, "--budget 1", "every layer at 2 bits");
     const char bad_map[] = "fc1 4 fp32\nfc2 2 fp32\n# fc3 at 8 bits\nfc9 8 fp32\n";
     cr_assert_eq(qat_file_write_atomic(map, bad_map, strlen(bad_map)), QAT_OK);
     snprintf(map2, sizeof map2, "%s/out.map", dir);
