@@ -535,19 +535,9 @@ qat_status qat_report_build(const qat_report_options *o)
         qat_strbuf html = { 0 }, md = { 0 };
         write_html(rp, &html);
         write_md(rp, &md);
-        snprintf(path, sizeof path, "%s/report.html", o->run_dir);
-        st = qat_file_write_atomic(path, html.data, html.len);
-        if (st == QAT_OK) {
-            snprintf(path, sizeof path, "%s/report.md", o->run_dir);
-            st = qat_file_write_atomic(path, md.data, md.len);
-        }
-        qat_strbuf_free(&html);
-        qat_strbuf_free(&md);
+        st = report_pages_write(o->run_dir, &html, &md);
     }
-    if (st == QAT_OK && !o->quiet) {
-        for (int i = 0; i < rp->notes.count; i++) fprintf(stderr, "report: note: %s\n", rp->notes.items[i]);
-        printf("report: %s/report.html and report.md (plots in %s)\n", o->run_dir, plots_dir);
-    }
+    if (st == QAT_OK && !o->quiet) report_print_done(&rp->notes, o->run_dir, plots_dir);
     report_free(rp);
     free(rp);
     return st;

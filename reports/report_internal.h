@@ -162,6 +162,12 @@ typedef struct report_notes {
 void report_note(report_notes *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void report_notes_free(report_notes *n);
 
+/* Writes RUN_DIR/report.html and report.md atomically and frees both
+ * buffers. */
+qat_status report_pages_write(const char *run_dir, qat_strbuf *html, qat_strbuf *md);
+/* The notes on stderr, then where the pages are. */
+void report_print_done(const report_notes *notes, const char *run_dir, const char *plots_dir);
+
 /* --- plots (plot.c) --- */
 
 typedef struct report_figure {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "qat/fileio.h"
 #include "qat/json.h"
 #include "reports/report_internal.h"
 
@@ -310,4 +311,24 @@ void report_tail_md(qat_strbuf *sb, const report_tail *t)
         qat_strbuf_append_str(sb, "experiment.ini not found.\n");
     }
     qat_strbuf_free(&buf);
+}
+
+qat_status report_pages_write(const char *run_dir, qat_strbuf *html, qat_strbuf *md)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/report.html", run_dir);
+    qat_status st = qat_file_write_atomic(path, html->data, html->len);
+    if (st == QAT_OK) {
+        snprintf(path, sizeof path, "%s/report.md", run_dir);
+        st = qat_file_write_atomic(path, md->data, md->len);
+    }
+    qat_strbuf_free(html);
+    qat_strbuf_free(md);
+    return st;
+}
+
+void report_print_done(const report_notes *notes, const char *run_dir, const char *plots_dir)
+{
+    for (int i = 0; i < notes->count; i++) fprintf(stderr, "report: note: %s\n", notes->items[i]);
+    printf("report: %s/report.html and report.md (plots in %s)\n", run_dir, plots_dir);
 }
