@@ -99,10 +99,24 @@ static int plot_pareto(const report_mixed *m, qat_strbuf *sb)
             }
             if (!np) continue;
             qsort(pts, (size_t)np, sizeof *pts, point_cmp);
-            qat_strbuf_printf(sb, "$s%d << EOD\n# KiB  quality  budget\n", series);
+            /* Budgets that led to the same model (a strategy that could not
+             * use the larger one) are one point with both labels, not two
+             * labels printed over each other. */
+            char labels[MAX_DISTINCT][128];
+            int nl = 0;
             for (int p = 0; p < np; p++) {
+                if (nl && pts[nl - 1].kib == pts[p].kib && pts[nl - 1].quality == pts[p].quality) {
+                    size_t used = strlen(labels[nl - 1]);
+                    snprintf(labels[nl - 1] + used, sizeof labels[0] - used, ", %s", pts[p].budget);
+                    continue;
+                }
+                pts[nl] = pts[p];
+                snprintf(labels[nl++], sizeof labels[0], "%s", pts[p].budget);
+            }
+            qat_strbuf_printf(sb, "$s%d << EOD\n# KiB  quality  budget\n", series);
+            for (int p = 0; p < nl; p++) {
                 qat_strbuf_printf(sb, "%.3f %.4f ", pts[p].kib, pts[p].quality);
-                report_gp_data_string(sb, pts[p].budget);
+                report_gp_data_string(sb, labels[p]);
                 qat_strbuf_putc(sb, '\n');
             }
             qat_strbuf_append_str(sb, "EOD\n");

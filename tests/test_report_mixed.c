@@ -106,10 +106,10 @@ static char *read_text(const char *path)
 
 /* A gpt run directory: the base and four mixed runs (uniform and hawq at
  * 3 and 2.5 bits), each with bits.csv but hawq's at 2.5. */
-static const char *make_gpt_dir(void)
+static const char *make_gpt_dir(bool with_rules)
 {
     static char dir[512];
-    snprintf(dir, sizeof dir, "%s", test_tmp_path("runs/gmix"));
+    snprintf(dir, sizeof dir, "%s", test_tmp_path(with_rules ? "runs/gmix-rules" : "runs/gmix"));
     cr_assert_eq(qat_mkdir_p(dir), QAT_OK);
     static const struct {
         const char *id, *strategy, *budget;
@@ -139,6 +139,14 @@ static const char *make_gpt_dir(void)
         snprintf(path, sizeof path, "%s/%s/bits.csv", dir, runs[i].id);
         write_text(path, bits);
     }
+    /* rules gives the same model at both budgets (no bits.csv). */
+    for (int i = 0; with_rules && i < 2; i++) {
+        const char *id = i ? "mixed-rules-rtn-b2p5-g64-s1-aaaa0006" : "mixed-rules-rtn-b3-g64-s1-aaaa0005";
+        qat_strbuf_printf(&csv, "%s,mixed,rtn,base,,32,group:64,1,2.650000,2.300000,2.400000,0,38000,5.000,1,rules,%s,"
+                                "2.7500\n", id, i ? "2.5" : "3");
+        snprintf(path, sizeof path, "%s/%s", dir, id);
+        cr_assert_eq(qat_mkdir_p(path), QAT_OK);
+    }
     snprintf(path, sizeof path, "%s/results.csv", dir);
     write_text(path, csv.data);
     qat_strbuf_free(&csv);
@@ -148,7 +156,7 @@ static const char *make_gpt_dir(void)
 Test(report_mixed, gpt_report_section, .timeout = 240)
 {
     if (report_gnuplot_check() != QAT_OK) cr_skip_test("gnuplot is not installed");
-    const char *dir = make_gpt_dir();
+    const char *dir = make_gpt_dir(false);
     qat_report_options o = { .run_dir = dir, .quiet = true };
     cr_assert_eq(qat_report_build(&o), QAT_OK, "%s", qat_error_message());
     char path[1024];
@@ -188,4 +196,21 @@ Test(report_mixed, gpt_report_section, .timeout = 240)
     free(gp);
     snprintf(path, sizeof path, "%s/plots/mixed_bits_b3.png", dir);
     cr_expect(access(path, R_OK) == 0);
+}
+
+/* Budgets that gave one model are one point of the Pareto plot with both
+ * labels, not two labels printed over each other. */
+Test(report_mixed, pareto_merges_budgets_that_gave_one_model)
+{
+    if (report_gnuplot_check() != QAT_OK) cr_skip_test("gnuplot is not installed");
+    const char *dir = make_gpt_dir(true);
+    qat_report_options o = { .run_dir = dir, .quiet = true };
+    cr_assert_eq(qat_report_build(&o), QAT_OK, "%s", qat_error_message());
+    char path[1024];
+    snprintf(path, sizeof path, "%s/plots/mixed_pareto.gp", dir);
+    char *gp = read_text(path);
+    cr_expect(strstr(gp, "$s2 << EOD\n# KiB  quality  budget\n37.109 2.6500 \"2.5, 3\"\nEOD\n"), "%s", gp);
+    cr_expect(strstr(gp, "$s0 << EOD\n# KiB  quality  budget\n29.297 2.9000 \"2.5\"\n39.062 2.6000 \"3\"\nEOD\n"),
+              "%s", gp);
+    free(gp);
 }
