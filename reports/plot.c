@@ -438,8 +438,8 @@ static void plot_training_curves(const report_data *d, const curve_set *base, co
 
 /* --- all of them --- */
 
-static qat_status render(const char *plots_dir, report_figure *f, const char *name, int width, int height,
-                         qat_strbuf *body)
+qat_status report_figure_render(const char *plots_dir, report_figure *f, const char *name, int width, int height,
+                                qat_strbuf *body)
 {
     qat_status st = report_gnuplot_render(plots_dir, name, width, height, body->data);
     qat_strbuf_clear(body);
@@ -460,14 +460,16 @@ qat_status report_plots_build(const report_data *d, const char *run_dir, const c
         report_note(notes, "no PTQ or QAT runs yet: the plots of quality by bit width and size are left out");
     } else {
         plot_quality_vs_bits(d, &body);
-        st = render(plots_dir, &figures[REPORT_FIG_BITS], "quality_vs_bits", PLOT_WIDTH, PLOT_HEIGHT, &body);
+        st = report_figure_render(plots_dir, &figures[REPORT_FIG_BITS],
+                                  "quality_vs_bits", PLOT_WIDTH, PLOT_HEIGHT, &body);
         snprintf(figures[REPORT_FIG_BITS].caption, sizeof figures[REPORT_FIG_BITS].caption,
                  "Test accuracy of each method at each bit width (mean over %d seed%s, error bars one sample "
                  "standard deviation; points of one bit width are spread sideways so that they do not cover "
                  "each other). The dashed line is the FP32 baseline.", d->nseeds, d->nseeds == 1 ? "" : "s");
         if (st == QAT_OK) {
             plot_quality_vs_size(d, &body);
-            st = render(plots_dir, &figures[REPORT_FIG_SIZE], "quality_vs_size", PLOT_WIDTH, PLOT_HEIGHT, &body);
+            st = report_figure_render(plots_dir, &figures[REPORT_FIG_SIZE],
+                                      "quality_vs_size", PLOT_WIDTH, PLOT_HEIGHT, &body);
             snprintf(figures[REPORT_FIG_SIZE].caption, sizeof figures[REPORT_FIG_SIZE].caption,
                      "Test accuracy against the bytes of the checkpoint's tensors (model_bytes; log scale). The "
                      "dotted step line is the Pareto front: the most accurate configuration at each size or "
@@ -484,7 +486,7 @@ qat_status report_plots_build(const report_data *d, const char *run_dir, const c
             report_note(notes, "no metrics.csv of a baseline or QAT run: the training curves are left out");
         } else {
             plot_training_curves(d, &base, &qat, &body);
-            st = render(plots_dir, &figures[REPORT_FIG_CURVES], "training_curves",
+            st = report_figure_render(plots_dir, &figures[REPORT_FIG_CURVES], "training_curves",
                         base.n && qat.n ? CURVES_WIDTH : PLOT_WIDTH, PLOT_HEIGHT, &body);
             snprintf(figures[REPORT_FIG_CURVES].caption, sizeof figures[REPORT_FIG_CURVES].caption,
                      "Validation accuracy after each epoch (metrics.csv): the FP32 baseline's training%s, and the "

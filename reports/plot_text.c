@@ -228,18 +228,6 @@ static void plot_curves(const report_text_data *d, const bpc_curves *pre, const 
 
 /* --- all of them --- */
 
-static qat_status render(const char *plots_dir, report_figure *f, const char *name, int width, int height,
-                         qat_strbuf *body)
-{
-    qat_status st = report_gnuplot_render(plots_dir, name, width, height, body->data);
-    qat_strbuf_clear(body);
-    if (st != QAT_OK) return st;
-    snprintf(f->file, sizeof f->file, "%s.png", name);
-    f->width = width, f->height = height;
-    f->drawn = true;
-    return QAT_OK;
-}
-
 qat_status report_text_plots_build(const report_text_data *d, const char *run_dir, const char *plots_dir,
                                    report_figure *figures, report_notes *notes)
 {
@@ -257,7 +245,8 @@ qat_status report_text_plots_build(const report_text_data *d, const char *run_di
         plot_target(d, &body);
         /* Room for the labels along the axis. */
         int width = d->nconfigs > 8 ? 900 + 45 * (d->nconfigs - 8) : 900;
-        st = render(plots_dir, &figures[REPORT_TEXT_FIG_TARGET], "target_bpc", width, TEXT_PLOT_HEIGHT, &body);
+        st = report_figure_render(plots_dir, &figures[REPORT_TEXT_FIG_TARGET],
+                                  "target_bpc", width, TEXT_PLOT_HEIGHT, &body);
         snprintf(figures[REPORT_TEXT_FIG_TARGET].caption, sizeof figures[REPORT_TEXT_FIG_TARGET].caption,
                  "Validation bits per character on the target domain of each configuration (mean over %d seed%s, "
                  "error bars one sample standard deviation), grouped by arm. The dashed line is the pretrained "
@@ -266,7 +255,8 @@ qat_status report_text_plots_build(const report_text_data *d, const char *run_di
     }
     if (st == QAT_OK && both) {
         plot_tradeoff(d, &body);
-        st = render(plots_dir, &figures[REPORT_TEXT_FIG_TRADEOFF], "target_vs_forget", 900, TEXT_PLOT_HEIGHT, &body);
+        st = report_figure_render(plots_dir, &figures[REPORT_TEXT_FIG_TRADEOFF],
+                                  "target_vs_forget", 900, TEXT_PLOT_HEIGHT, &body);
         snprintf(figures[REPORT_TEXT_FIG_TRADEOFF].caption, sizeof figures[REPORT_TEXT_FIG_TRADEOFF].caption,
                  "The forgetting trade-off: each configuration's bpc on the target domain against its bpc on the "
                  "forget domain (means over seeds, error bars one standard deviation each way). Down is better "
@@ -284,7 +274,7 @@ qat_status report_text_plots_build(const report_text_data *d, const char *run_di
             report_note(notes, "no metrics.csv of a pretraining or fine-tuning run: the bpc curves are left out");
         } else {
             plot_curves(d, &pre, &fine, &body);
-            st = render(plots_dir, &figures[REPORT_TEXT_FIG_CURVES], "bpc_curves",
+            st = report_figure_render(plots_dir, &figures[REPORT_TEXT_FIG_CURVES], "bpc_curves",
                         pre.n && fine.n ? TEXT_CURVES_WIDTH : 900, TEXT_PLOT_HEIGHT, &body);
             snprintf(figures[REPORT_TEXT_FIG_CURVES].caption, sizeof figures[REPORT_TEXT_FIG_CURVES].caption,
                      "Validation bpc from each run's metrics.csv: the pretraining on its own corpus%s, and the "

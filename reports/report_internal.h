@@ -186,6 +186,10 @@ qat_status report_gnuplot_check(void);
  * pipe to gnuplot. `body` is everything after the terminal and output
  * settings. */
 qat_status report_gnuplot_render(const char *plots_dir, const char *name, int width, int height, const char *body);
+/* report_gnuplot_render into PLOTS/NAME.png, then f records the file and its
+ * size and is marked drawn; body is emptied either way. */
+qat_status report_figure_render(const char *plots_dir, report_figure *f, const char *name, int width, int height,
+                                qat_strbuf *body);
 /* The gnuplot plots: quality vs bits, quality vs size, training curves. */
 qat_status report_plots_build(const report_data *d, const char *run_dir, const char *plots_dir,
                               report_figure *figures, report_notes *notes);

@@ -285,17 +285,11 @@ qat_status report_mixed_plots(report_mixed *m, const char *run_dir, const char *
     if (!m->n) return QAT_OK;
     qat_strbuf body = { 0 };
     qat_status st = QAT_OK;
-    bool drawn = false;
-    if (plot_pareto(m, &body)) {
-        st = report_gnuplot_render(plots_dir, "mixed_pareto", MIXED_PLOT_WIDTH, MIXED_PLOT_HEIGHT, body.data);
-        drawn = st == QAT_OK;
-    } else {
+    if (!plot_pareto(m, &body))
         report_note(notes, "no mixed run recorded its quality: the mixed-precision size plot is left out");
-    }
-    if (drawn) {
+    else if ((st = report_figure_render(plots_dir, &m->pareto, "mixed_pareto", MIXED_PLOT_WIDTH, MIXED_PLOT_HEIGHT,
+                                        &body)) == QAT_OK) {
         report_figure *f = &m->pareto;
-        snprintf(f->file, sizeof f->file, "mixed_pareto.png");
-        f->width = MIXED_PLOT_WIDTH, f->height = MIXED_PLOT_HEIGHT, f->drawn = true;
         snprintf(f->caption, sizeof f->caption,
                  "%s against the bytes of the checkpoint's tensors, one line per bit strategy through its budgets "
                  "(labelled) in order of size; means over seeds. The dashed line is the FP32 model they "
@@ -312,13 +306,11 @@ qat_status report_mixed_plots(report_mixed *m, const char *run_dir, const char *
         char id[QAT_EXP_BUDGET_MAX + 1], name[48];
         qat_run_budget_id(budgets[b], id, sizeof id);
         snprintf(name, sizeof name, "mixed_bits_b%s", id);
-        st = report_gnuplot_render(plots_dir, name, width, MIXED_PLOT_HEIGHT, body.data);
-        if (st != QAT_OK) break;
         report_figure *f = &m->bars[m->nbars];
+        st = report_figure_render(plots_dir, f, name, width, MIXED_PLOT_HEIGHT, &body);
+        if (st != QAT_OK) break;
         snprintf(m->bar_budget[m->nbars], sizeof m->bar_budget[0], "%s", budgets[b]);
         m->nbars++;
-        snprintf(f->file, sizeof f->file, "%s.png", name);
-        f->width = width, f->height = MIXED_PLOT_HEIGHT, f->drawn = true;
         snprintf(f->caption, sizeof f->caption,
                  "The weight bits each strategy gave each layer at budget %s (bits.csv of its first run at that "
                  "budget; the map is the same for every method), layers in network order.", budgets[b]);
