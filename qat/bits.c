@@ -3,6 +3,7 @@
 #include "qat/bits.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 const qat_bits_strategy *qat_bits_strategy_find(const char *name)
@@ -165,4 +166,29 @@ double qat_bits_total_cost(const qat_bits_problem *p, const int *choice)
         total += p->layers[l].cost[choice[l]];
     }
     return total;
+}
+
+bool qat_bits_unit_parse(const char *text, int *unit_rows)
+{
+    QAT_ASSERT(text && unit_rows);
+    if (strcmp(text, "layer") == 0) {
+        *unit_rows = 0;
+        return true;
+    }
+    if (strncmp(text, "rows:", 5) != 0 || text[5] < '1' || text[5] > '9') return false;
+    long v = 0;
+    for (const char *p = text + 5; *p; p++) {
+        if (*p < '0' || *p > '9') return false;
+        v = v * 10 + (*p - '0');
+        if (v > 65536) return false;
+    }
+    *unit_rows = (int)v;
+    return true;
+}
+
+void qat_bits_unit_format(int unit_rows, char *out, size_t size)
+{
+    QAT_ASSERT(out && size > 0 && unit_rows >= 0);
+    if (unit_rows) snprintf(out, size, "rows:%d", unit_rows);
+    else snprintf(out, size, "layer");
 }

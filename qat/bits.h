@@ -22,6 +22,9 @@
 
 /* Candidate widths are a subset of 2..8 bits. */
 #define QAT_BITS_MAX_CANDIDATES 7
+/* The most entries a problem has: whole layers, or blocks of a layer's
+ * output channels (`qat bits --unit rows:N`). */
+#define QAT_BITS_MAX_UNITS 512
 
 /* What a layer does, for rule-based strategies. */
 typedef enum qat_bits_role {
@@ -30,11 +33,14 @@ typedef enum qat_bits_role {
     QAT_BITS_ROLE_MLP,        /* the gpt's blocks.I.mlp.{fc,proj} */
 } qat_bits_role;
 
+/* One entry of the table: a layer's weight, or a block of its rows (output
+ * channels) when the allocation unit is finer than a layer; strategies need
+ * not know which. */
 typedef struct qat_bits_layer {
-    char name[56];
+    char name[56];            /* "fc1", or "fc1[0:16]" for rows 0..15 */
     int64_t numel;            /* weight elements */
     qat_bits_role role;
-    bool first, last;         /* the first and the last quantized layer in network order */
+    bool first, last;         /* of the first and the last quantized layer in network order */
     /* Per candidate k (the problem's bits[k]): */
     uint64_t bytes[QAT_BITS_MAX_CANDIDATES]; /* packed codes + scales + zero points */
     double cost[QAT_BITS_MAX_CANDIDATES];    /* estimated loss increase, >= 0; valid when the problem has_cost */
@@ -92,6 +98,12 @@ uint64_t qat_bits_budget_from_avg(int nlayers, const int64_t *numel, const uint6
  * ("120000B", "120KB", "1.5MB", "0.2MiB"; KB = 1000 bytes, KiB = 1024).
  * Sets *is_bytes and either *avg_bits or *bytes. False on anything else. */
 bool qat_bits_budget_parse(const char *text, bool *is_bytes, double *avg_bits, uint64_t *bytes);
+
+/* The allocation unit: "layer" (0) or "rows:N", blocks of N output channels
+ * (N in 1..65536). False on anything else. */
+bool qat_bits_unit_parse(const char *text, int *unit_rows);
+/* Writes "layer" or "rows:N". */
+void qat_bits_unit_format(int unit_rows, char *out, size_t size);
 
 /* The sum of the chosen bytes. */
 uint64_t qat_bits_total_bytes(const qat_bits_problem *p, const int *choice);

@@ -156,6 +156,12 @@ qat_status qat_qat_run(const qat_quantize_options *o, qat_quantize_result *r)
 {
     quant_run run;
     qat_status st = quant_run_begin(&run, o, r);
+    /* The fake-quant op has one code grid per weight tensor. */
+    for (int l = 0; st == QAT_OK && l < run.qc.nlayers; l++)
+        if (run.qc.layers[l].wruns.count)
+            st = qat_error_set(QAT_ERR_INVALID, "%s: layer %s gives its rows different widths; QAT takes one width per "
+                               "layer (qat ptq takes per-row widths)", o->bits_map ? o->bits_map : "bits map",
+                               run.fp32.desc.layers[l].name);
     if (st == QAT_OK && !run.text && run.data.train.count < (uint32_t)run.o->batch)
         st = qat_error_set(QAT_ERR_INVALID, "--batch %d is larger than the training split (%u images)", run.o->batch,
                            run.data.train.count);

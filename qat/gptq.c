@@ -258,12 +258,17 @@ qat_status qat_gptq_quantize(float *w, int64_t rows, int64_t cols, const qat_hes
     const int64_t B = block < n ? block : n;
     double *W1 = qat_xmalloc((size_t)(rows * B) * sizeof *W1);
     double *E1 = qat_xmalloc((size_t)(rows * B) * sizeof *E1);
-    const int32_t qmax = qat_qmax(s->bits);
+    /* Rows are independent given H, so per-row widths only change each
+     * row's grid. */
+    int32_t *qmax = qat_xmalloc((size_t)(rows ? rows : 1) * sizeof *qmax);
+    for (int64_t r = 0; r < rows; r++) qmax[r] = qat_qmax(qat_qscheme_row_bits(s, r));
     const int64_t gpr = grouped ? (cols + s->group - 1) / s->group : 0;
     float *gtmp = grouped ? qat_xmalloc((size_t)(rows * (s->group < n ? s->group : n)) * sizeof *gtmp) : NULL;
     float *gscale = grouped ? qat_xmalloc((size_t)rows * sizeof *gscale) : NULL;
     int32_t *gzero = grouped ? qat_xmalloc((size_t)rows * sizeof *gzero) : NULL;
-    const qat_qscheme per_row = {s->bits, s->symmetric, QAT_GRAN_CHANNEL, 0};
+    qat_qscheme per_row = *s;
+    per_row.gran = QAT_GRAN_CHANNEL;
+    per_row.group = 0;
 
     for (int64_t i1 = 0; i1 < n; i1 += B) {
         const int64_t i2 = i1 + B < n ? i1 + B : n, count = i2 - i1;
@@ -293,7 +298,7 @@ qat_status qat_gptq_quantize(float *w, int64_t rows, int64_t cols, const qat_hes
                 }
                 double *w1 = W1 + r * count;
                 float q;
-                quant_one(w1[i], 1.0f / scale[k], scale[k], zero_point[k], qmax, &codes[r * n + c], &q);
+                quant_one(w1[i], 1.0f / scale[k], scale[k], zero_point[k], qmax[r], &codes[r * n + c], &q);
                 w[r * n + c] = q;
                 const double err = (w1[i] - (double)q) / d;
                 E1[r * count + i] = err;
@@ -309,7 +314,7 @@ qat_status qat_gptq_quantize(float *w, int64_t rows, int64_t cols, const qat_hes
             }
         }
     }
-    free(gtmp), free(gscale), free(gzero);
+    free(gtmp), free(gscale), free(gzero), free(qmax);
     free(W1), free(E1), free(W), free(u);
     return QAT_OK;
 }

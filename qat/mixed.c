@@ -15,11 +15,14 @@
 typedef struct bits_run {
     const qat_bits_options *o;
     quant_run run;
-    int n;                          /* quantizable layers */
-    int layer[QAT_MODEL_MAX_LAYERS];/* their indices in the description */
-    qat_bits_layer table[QAT_MODEL_MAX_LAYERS];
+    int nq;                         /* quantizable layers */
+    int qlayer[QAT_MODEL_MAX_LAYERS];/* their indices in the description */
+    int n;                          /* units: the layers, or blocks of their rows */
+    int layer[QAT_BITS_MAX_UNITS];  /* a unit's layer (index in the description) */
+    int64_t row0[QAT_BITS_MAX_UNITS], rows[QAT_BITS_MAX_UNITS];
+    qat_bits_layer table[QAT_BITS_MAX_UNITS];
     qat_bits_problem problem;
-    int manual_bits[QAT_MODEL_MAX_LAYERS];
+    int manual_bits[QAT_BITS_MAX_UNITS];
     uint64_t rest_bytes;            /* everything in the checkpoint but the layers' weights */
     /* Sensitivity on the device. */
     qat_graph *g;
@@ -34,26 +37,32 @@ static qat_bits_role layer_role(const char *name)
     return QAT_BITS_ROLE_OTHER;
 }
 
+/* Unit i's FP32 weights: its rows of its layer's weight. */
 static const float *fp32_weight(const bits_run *b, int i)
 {
-    return b->run.fp32.values[b->run.fp32.desc.layers[b->layer[i]].weight];
+    const qat_layer_info *info = &b->run.fp32.desc.layers[b->layer[i]];
+    return b->run.fp32.values[info->weight] + b->row0[i] * info->cols;
 }
 
-/* Round to nearest at candidate k with the run's scheme and observer, as
- * PTQ's rtn does it: the dequantized weight into q. */
+/* Round to nearest at `bits` with the run's scheme and observer, as PTQ's
+ * rtn does it: unit i's dequantized weight into q. Scales are per row or
+ * per group of a row (build_problem refuses row units per tensor), so a
+ * block of rows quantizes as it does within the whole layer. */
 static void weight_rtn(const bits_run *b, int i, int bits, float *q)
 {
     const qat_layer_info *info = &b->run.fp32.desc.layers[b->layer[i]];
     qat_qscheme s = qat_qconfig_weight_scheme(&b->run.qc, b->layer[i]);
     s.bits = bits;
-    int64_t nscales = qat_qscheme_scale_count(&s, info->rows, info->cols);
+    memset(&s.runs, 0, sizeof s.runs);
+    const int64_t rows = b->rows[i];
+    int64_t nscales = qat_qscheme_scale_count(&s, rows, info->cols);
     float *scale = qat_xmalloc((size_t)nscales * sizeof *scale);
     int32_t *zero = qat_xmalloc((size_t)nscales * sizeof *zero);
-    uint8_t *codes = qat_xmalloc((size_t)(info->rows * info->cols));
+    uint8_t *codes = qat_xmalloc((size_t)(rows * info->cols));
     const float *w = fp32_weight(b, i);
-    qat_weight_qparams(w, info->rows, info->cols, &s, b->run.o->observer, scale, zero);
-    qat_quantize_weight(w, info->rows, info->cols, &s, scale, zero, codes);
-    qat_dequantize_weight(codes, info->rows, info->cols, &s, scale, zero, q);
+    qat_weight_qparams(w, rows, info->cols, &s, b->run.o->observer, scale, zero);
+    qat_quantize_weight(w, rows, info->cols, &s, scale, zero, codes);
+    qat_dequantize_weight(codes, rows, info->cols, &s, scale, zero, q);
     free(scale), free(zero), free(codes);
 }
 
@@ -101,11 +110,15 @@ static qat_status measure_perturbation(bits_run *b, qat_bits_result *r)
     for (int i = 0; i < b->n && st == QAT_OK; i++) {
         const qat_layer_info *info = &b->run.fp32.desc.layers[b->layer[i]];
         int t = b->m.params[info->weight];
-        float *q = qat_xmalloc((size_t)(info->rows * info->cols) * sizeof *q);
+        /* The whole layer in FP32 but the unit's rows. */
+        const float *w = b->run.fp32.values[info->weight];
+        float *layer = qat_xmalloc((size_t)(info->rows * info->cols) * sizeof *layer);
+        memcpy(layer, w, (size_t)(info->rows * info->cols) * sizeof *layer);
+        float *q = layer + b->row0[i] * info->cols;
         for (int k = 0; k < p->ncandidates && st == QAT_OK; k++) {
             weight_rtn(b, i, p->bits[k], q);
             double loss = 0;
-            st = qat_tensor_write(b->g, t, q);
+            st = qat_tensor_write(b->g, t, layer);
             if (st == QAT_OK) st = calib_loss(b, &loss);
             /* A quantized layer can lower the calibration loss by chance;
              * strategies read that as "free", not as a gain. */
@@ -113,8 +126,8 @@ static qat_status measure_perturbation(bits_run *b, qat_bits_result *r)
             if (k == 0) r->layers[i].sensitivity = loss - r->calib_loss;
             qat_progress_update(&bar, (uint64_t)(i * p->ncandidates + k + 1), info->name);
         }
-        if (st == QAT_OK) st = qat_tensor_write(b->g, t, fp32_weight(b, i));
-        free(q);
+        if (st == QAT_OK) st = qat_tensor_write(b->g, t, w);
+        free(layer);
     }
     qat_progress_end(&bar);
     return st;
@@ -130,8 +143,8 @@ static qat_status batch_gradient(bits_run *b, int k, float *g, double *loss)
     QAT_TRY(qat_seq_run(b->seq));
     *loss = *(const float *)qat_graph_output_slot(b->g, b->m.loss);
     int64_t at = 0;
-    for (int i = 0; i < b->n; i++) {
-        const qat_layer_info *info = &d->layers[b->layer[i]];
+    for (int i = 0; i < b->nq; i++) {
+        const qat_layer_info *info = &d->layers[b->qlayer[i]];
         QAT_TRY(qat_tensor_read(b->g, qat_tensor_cget(b->g, b->m.params[info->weight])->grad, g + at));
         at += info->rows * info->cols;
     }
@@ -145,8 +158,8 @@ static qat_status layers_gradient(void *user, const float *w, float *grad, doubl
     bits_run *b = user;
     const qat_model_desc *d = &b->run.fp32.desc;
     int64_t at = 0;
-    for (int i = 0; i < b->n; i++) {
-        const qat_layer_info *info = &d->layers[b->layer[i]];
+    for (int i = 0; i < b->nq; i++) {
+        const qat_layer_info *info = &d->layers[b->qlayer[i]];
         QAT_TRY(qat_tensor_write(b->g, b->m.params[info->weight], w + at));
         at += info->rows * info->cols;
     }
@@ -205,7 +218,7 @@ static qat_status measure_hessian(bits_run *b, qat_bits_result *r)
     const qat_bits_options *o = b->o;
     QAT_TRY(build_graph(b, true));
     QAT_TRY(calib_loss(b, &r->calib_loss));
-    int64_t numel[QAT_MODEL_MAX_LAYERS];
+    int64_t numel[QAT_BITS_MAX_UNITS];
     for (int i = 0; i < b->n; i++) numel[i] = b->table[i].numel;
     qat_hutchinson_options ho = {
         .min_probes = o->min_probes ? o->min_probes : 8, .max_probes = o->max_probes ? o->max_probes : 32,
@@ -214,7 +227,7 @@ static qat_status measure_hessian(bits_run *b, qat_bits_result *r)
     };
     if (ho.max_probes < ho.min_probes) ho.min_probes = ho.max_probes;
     float *w0 = concat_weights(b);
-    double trace[QAT_MODEL_MAX_LAYERS], err[QAT_MODEL_MAX_LAYERS];
+    double trace[QAT_BITS_MAX_UNITS], err[QAT_BITS_MAX_UNITS];
     qat_hutchinson_result hr;
     qat_status st = qat_hutchinson_trace(layers_gradient, b, b->n, numel, w0, &ho, trace, err, &hr);
     free(w0);
@@ -287,11 +300,11 @@ static void cache_key(const bits_run *b, const qat_bits_options *o, qat_sensitiv
     qat_granularity_format(q->granularity, q->group, gran, sizeof gran);
     snprintf(key, size,
              "qat-sensitivity-v1 %s ckpt=%016llx:%zu calib=%d batch=%d seed=%llu val=%u train_limit=%u data=%s "
-             "val_permille=%u candidates=%s granularity=%s symmetric=%d observer=%s probes=%d:%d tol=%.17g",
+             "val_permille=%u candidates=%s granularity=%s symmetric=%d observer=%s probes=%d:%d tol=%.17g unit=%d",
              qat_sensitivity_name(kind), (unsigned long long)ckpt_hash, ckpt_bytes, q->calib_batches, q->batch,
              (unsigned long long)q->seed, q->val_count, q->train_limit, q->data_spec ? q->data_spec : "-",
              q->val_permille, cands, gran, q->weight_symmetric, qat_observer_name(q->observer), o->min_probes,
-             o->max_probes, o->probe_tol);
+             o->max_probes, o->probe_tol, o->unit_rows);
 }
 
 /* Reads the costs if the file holds this key and every layer; false on any
@@ -381,7 +394,7 @@ static qat_status measure_costs(bits_run *b, const qat_bits_options *o, qat_bits
 /* The table: the layers the run's uniform config quantizes (every layer of
  * the image models, the blocks' linear layers of the gpt) with their bytes at
  * each candidate; the rest of the checkpoint counted once. */
-static void build_problem(bits_run *b, const qat_bits_options *o)
+static qat_status build_problem(bits_run *b, const qat_bits_options *o)
 {
     quant_run *run = &b->run;
     const qat_model_desc *d = &run->fp32.desc;
@@ -402,23 +415,46 @@ static void build_problem(bits_run *b, const qat_bits_options *o)
     for (int l = 0; l < d->nlayers; l++) {
         if (!run->qc.layers[l].wbits) continue;
         if (o->q.abits) b->rest_bytes += 8; /* the input's scale and zero point */
-        int i = b->n++;
-        b->layer[i] = l;
-        qat_bits_layer *t = &b->table[i];
-        memset(t, 0, sizeof *t);
-        snprintf(t->name, sizeof t->name, "%s", d->layers[l].name);
-        t->numel = d->layers[l].rows * d->layers[l].cols;
-        t->role = layer_role(t->name);
+        const qat_layer_info *info = &d->layers[l];
         const qat_layer_qconfig *lq = &run->qc.layers[l];
-        for (int k = 0; k < p->ncandidates; k++)
-            t->bytes[k] = qat_bits_weight_bytes(d->layers[l].rows, d->layers[l].cols, p->bits[k], lq->gran, lq->group);
+        if (o->unit_rows && lq->gran == QAT_GRAN_TENSOR)
+            return qat_error_set(QAT_ERR_INVALID, "--unit rows:%d: blocks of rows need per-row scales, use "
+                                 "--granularity channel or group:G", o->unit_rows);
+        b->qlayer[b->nq++] = l;
+        const int64_t step = o->unit_rows ? o->unit_rows : info->rows;
+        /* A map line holds at most QAT_MAX_BIT_RUNS runs per layer. */
+        if ((info->rows + step - 1) / step > QAT_MAX_BIT_RUNS)
+            return qat_error_set(QAT_ERR_INVALID, "--unit rows:%d: layer %s has %lld rows, more than %d blocks; use "
+                                 "rows:%lld or more", o->unit_rows, info->name, (long long)info->rows,
+                                 QAT_MAX_BIT_RUNS, (long long)((info->rows + QAT_MAX_BIT_RUNS - 1) / QAT_MAX_BIT_RUNS));
+        for (int64_t r0 = 0; r0 < info->rows; r0 += step) {
+            if (b->n == QAT_BITS_MAX_UNITS)
+                return qat_error_set(QAT_ERR_INVALID, "--unit rows:%d: more than %d units; use larger blocks",
+                                     o->unit_rows, QAT_BITS_MAX_UNITS);
+            int i = b->n++;
+            b->layer[i] = l;
+            b->row0[i] = r0;
+            b->rows[i] = info->rows - r0 < step ? info->rows - r0 : step;
+            qat_bits_layer *t = &b->table[i];
+            memset(t, 0, sizeof *t);
+            if (o->unit_rows)
+                snprintf(t->name, sizeof t->name, "%s[%lld:%lld]", info->name, (long long)r0,
+                         (long long)(r0 + b->rows[i]));
+            else
+                snprintf(t->name, sizeof t->name, "%s", info->name);
+            t->numel = b->rows[i] * info->cols;
+            t->role = layer_role(info->name);
+            t->first = b->nq == 1;
+            /* Each unit's codes rounded up to whole bytes: a layer's stream
+             * across its units takes at most that. */
+            for (int k = 0; k < p->ncandidates; k++)
+                t->bytes[k] = qat_bits_weight_bytes(b->rows[i], info->cols, p->bits[k], lq->gran, lq->group);
+        }
     }
-    if (b->n) {
-        b->table[0].first = true;
-        b->table[b->n - 1].last = true;
-    }
+    for (int i = b->n - 1; i >= 0 && b->layer[i] == b->layer[b->n - 1]; i--) b->table[i].last = true;
     p->nlayers = b->n;
     p->layers = b->table;
+    return QAT_OK;
 }
 
 static qat_status set_budget(bits_run *b, const qat_bits_options *o)
@@ -441,8 +477,8 @@ static qat_status set_budget(bits_run *b, const qat_bits_options *o)
         p->budget_bytes = bytes - b->rest_bytes;
         return QAT_OK;
     }
-    int64_t numel[QAT_MODEL_MAX_LAYERS];
-    uint64_t scale_bytes[QAT_MODEL_MAX_LAYERS];
+    int64_t numel[QAT_BITS_MAX_UNITS];
+    uint64_t scale_bytes[QAT_BITS_MAX_UNITS];
     for (int i = 0; i < b->n; i++) {
         numel[i] = b->table[i].numel;
         scale_bytes[i] = b->table[i].bytes[0] - qat_packed_size(numel[i], p->bits[0]);
@@ -458,13 +494,49 @@ static qat_status load_manual(bits_run *b, const qat_bits_options *o)
     qat_qconfig mapped = b->run.qc;
     QAT_TRY(qat_qconfig_load_bits_map(&mapped, o->q.bits_map));
     for (int i = 0; i < b->n; i++) {
-        b->manual_bits[i] = mapped.layers[b->layer[i]].wbits;
-        if (!b->manual_bits[i])
+        const qat_layer_qconfig *lq = &mapped.layers[b->layer[i]];
+        if (!lq->wbits)
             return qat_error_set(QAT_ERR_INVALID, "%s: layer %s is fp32; the manual strategy assigns bits to every "
                                  "quantizable layer", o->q.bits_map, b->table[i].name);
+        qat_qscheme s = {.bits = lq->wbits, .gran = QAT_GRAN_CHANNEL, .runs = lq->wruns};
+        b->manual_bits[i] = qat_qscheme_row_bits(&s, b->row0[i]);
+        for (int64_t r = b->row0[i] + 1; r < b->row0[i] + b->rows[i]; r++)
+            if (qat_qscheme_row_bits(&s, r) != b->manual_bits[i])
+                return qat_error_set(QAT_ERR_INVALID, "%s: the rows of unit %s have different widths; choose a --unit "
+                                     "that the map's runs align with", o->q.bits_map, b->table[i].name);
     }
     b->problem.manual_bits = b->manual_bits;
     return QAT_OK;
+}
+
+/* The units of layer b->qlayer[q]: [*first, *end). */
+static void layer_units(const bits_run *b, int q, int *first, int *end)
+{
+    int i = 0;
+    while (i < b->n && b->layer[i] != b->qlayer[q]) i++;
+    *first = i;
+    while (i < b->n && b->layer[i] == b->qlayer[q]) i++;
+    *end = i;
+}
+
+/* Layer b->qlayer[q]'s scheme with the widths its units got (runs only
+ * when they differ), and the bytes its weight takes in a checkpoint. */
+static uint64_t layer_choice(const bits_run *b, const qat_bits_result *r, int q, qat_qscheme *s)
+{
+    const int l = b->qlayer[q];
+    const qat_layer_info *info = &b->run.fp32.desc.layers[l];
+    *s = qat_qconfig_weight_scheme(&b->run.qc, l);
+    memset(&s->runs, 0, sizeof s->runs);
+    int first, end;
+    layer_units(b, q, &first, &end);
+    for (int i = first; i < end; i++) {
+        bool fits = qat_bit_runs_append(&s->runs, r->layers[i].bits, b->rows[i]);
+        QAT_ASSERT(fits); /* build_problem keeps a layer's units within QAT_MAX_BIT_RUNS */
+    }
+    s->bits = qat_bit_runs_max_bits(&s->runs);
+    if (s->runs.count == 1) memset(&s->runs, 0, sizeof s->runs);
+    return qat_qscheme_packed_size(s, info->rows, info->cols) +
+           8 * (uint64_t)qat_qscheme_scale_count(s, info->rows, info->cols);
 }
 
 static qat_status write_map(const bits_run *b, const qat_bits_result *r, const qat_bits_options *o)
@@ -491,19 +563,33 @@ static qat_status write_map(const bits_run *b, const qat_bits_result *r, const q
                       run->ctx->info.driver_name, run->ctx->info.driver_info);
     qat_strbuf_printf(&sb, "# layer  weight-bits  activation-bits  granularity   # weights, bytes%s\n",
                       r->measured ? ", sensitivity, cost" : "");
-    for (int i = 0; i < b->n; i++) {
-        const qat_bits_layer_report *l = &r->layers[i];
-        const qat_layer_qconfig *lq = &run->qc.layers[l->layer];
-        char gran[32], abits[8];
+    for (int q = 0; q < b->nq; q++) {
+        const qat_layer_info *info = &run->fp32.desc.layers[b->qlayer[q]];
+        const qat_layer_qconfig *lq = &run->qc.layers[b->qlayer[q]];
+        char gran[32], abits[8], wbits[QAT_BIT_RUNS_TEXT_MAX];
         qat_granularity_format(lq->gran, lq->group, gran, sizeof gran);
         if (o->q.abits) snprintf(abits, sizeof abits, "%d", o->q.abits);
         else snprintf(abits, sizeof abits, "fp32");
-        qat_strbuf_printf(&sb, "%s %d %s %s   # %lld, %llu", l->name, l->bits, abits, gran, (long long)l->numel,
-                          (unsigned long long)l->bytes);
-        if (r->measured) {
-            int k = 0;
-            while (r->candidates[k] != l->bits) k++;
-            qat_strbuf_printf(&sb, ", %.6g, %.6g", l->sensitivity, l->cost[k]);
+        qat_qscheme s;
+        uint64_t bytes = layer_choice(b, r, q, &s);
+        if (s.runs.count) qat_bit_runs_format(&s.runs, wbits, sizeof wbits);
+        else snprintf(wbits, sizeof wbits, "%d", s.bits);
+        qat_strbuf_printf(&sb, "%s %s %s %s   # %lld, %llu", info->name, wbits, abits, gran,
+                          (long long)(info->rows * info->cols), (unsigned long long)bytes);
+        int first, end;
+        layer_units(b, q, &first, &end);
+        /* Whole-layer units: the layer's figures on its line; row blocks:
+         * one comment line per block. */
+        for (int i = first; i < end; i++) {
+            const qat_bits_layer_report *l = &r->layers[i];
+            if (o->unit_rows)
+                qat_strbuf_printf(&sb, "\n#   %s %d   # %lld, %llu", l->name, l->bits, (long long)l->numel,
+                                  (unsigned long long)l->bytes);
+            if (r->measured) {
+                int k = 0;
+                while (r->candidates[k] != l->bits) k++;
+                qat_strbuf_printf(&sb, ", %.6g, %.6g", l->sensitivity, l->cost[k]);
+            }
         }
         qat_strbuf_printf(&sb, "\n");
     }
@@ -530,7 +616,7 @@ static qat_status bits_run_all(bits_run *b, const qat_bits_options *o, qat_bits_
     q.bits_map = NULL;
     q.ends_8bit = false;
     QAT_TRY(quant_run_load(&b->run, &q));
-    build_problem(b, o);
+    QAT_TRY(build_problem(b, o));
     if (!b->n) return qat_error_set(QAT_ERR_INVALID, "%s: no layer to quantize", o->q.ckpt);
     QAT_TRY(set_budget(b, o));
     /* Before measuring anything: no strategy can go below the smallest
@@ -548,9 +634,11 @@ static qat_status bits_run_all(bits_run *b, const qat_bits_options *o, qat_bits_
     for (int i = 0; i < b->n; i++) {
         snprintf(r->layers[i].name, sizeof r->layers[i].name, "%s", b->table[i].name);
         r->layers[i].layer = b->layer[i];
+        r->layers[i].row0 = b->row0[i];
+        r->layers[i].rows = b->rows[i];
         r->layers[i].numel = b->table[i].numel;
     }
-    r->fp32_bytes = b->rest_bytes - (o->q.abits ? 8 * (uint64_t)b->n : 0) + 4 * (uint64_t)layers_numel(b);
+    r->fp32_bytes = b->rest_bytes - (o->q.abits ? 8 * (uint64_t)b->nq : 0) + 4 * (uint64_t)layers_numel(b);
 
     double t0 = qat_now();
     if (s->needs_cost || o->sensitivity_set) {
@@ -562,20 +650,32 @@ static qat_status bits_run_all(bits_run *b, const qat_bits_options *o, qat_bits_
     }
     r->measure_seconds = qat_now() - t0;
 
-    int choice[QAT_MODEL_MAX_LAYERS];
-    QAT_TRY(qat_bits_assign(s, &b->problem, choice));
+    int *choice = qat_xmalloc((size_t)b->n * sizeof *choice);
+    qat_status st = qat_bits_assign(s, &b->problem, choice);
+    if (st != QAT_OK) {
+        free(choice);
+        return st;
+    }
     r->layer_budget_bytes = b->problem.budget_bytes;
-    r->layer_bytes = qat_bits_total_bytes(&b->problem, choice);
     r->total_cost = b->problem.has_cost ? qat_bits_total_cost(&b->problem, choice) : 0;
-    r->model_bytes = b->rest_bytes + r->layer_bytes;
-    uint64_t scale_bytes = 0;
-    for (int i = 0; i < b->n; i++) scale_bytes += b->table[i].bytes[0] - qat_packed_size(b->table[i].numel, b->problem.bits[0]);
-    r->avg_bits = (double)(r->layer_bytes - scale_bytes) * 8.0 / (double)layers_numel(b);
-    r->bits_per_weight = (double)r->layer_bytes * 8.0 / (double)layers_numel(b);
     for (int i = 0; i < b->n; i++) {
         r->layers[i].bits = b->problem.bits[choice[i]];
         r->layers[i].bytes = b->table[i].bytes[choice[i]];
     }
+    free(choice);
+    /* What the checkpoint will take: with row blocks a layer's codes are one
+     * stream, so this can be below the table's sum of whole-byte units. */
+    r->layer_bytes = 0;
+    uint64_t scale_bytes = 0;
+    for (int q = 0; q < b->nq; q++) {
+        qat_qscheme ls;
+        r->layer_bytes += layer_choice(b, r, q, &ls);
+        const qat_layer_info *info = &b->run.fp32.desc.layers[b->qlayer[q]];
+        scale_bytes += 8 * (uint64_t)qat_qscheme_scale_count(&ls, info->rows, info->cols);
+    }
+    r->model_bytes = b->rest_bytes + r->layer_bytes;
+    r->avg_bits = (double)(r->layer_bytes - scale_bytes) * 8.0 / (double)layers_numel(b);
+    r->bits_per_weight = (double)r->layer_bytes * 8.0 / (double)layers_numel(b);
     return o->out_map ? write_map(b, r, o) : QAT_OK;
 }
 

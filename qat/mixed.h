@@ -24,6 +24,11 @@ typedef struct qat_bits_options {
     int candidates[QAT_BITS_MAX_CANDIDATES];
     int min_probes, max_probes;     /* Hutchinson; 0: 8 and 32 */
     double probe_tol;               /* 0: 0.1 */
+    /* The allocation unit: 0, whole layers; N, blocks of N output channels
+     * of a layer (the last block of a layer may be shorter), so a layer's
+     * rows can get different widths (a map of runs, which qat ptq takes).
+     * Needs channel or group granularity. */
+    int unit_rows;
     const char *out_map;
     /* A file of measured sensitivities to reuse (NULL: none): when its first
      * line, the key (a hash of the checkpoint's bytes and every setting that
@@ -34,9 +39,11 @@ typedef struct qat_bits_options {
     const char *sensitivity_cache;
 } qat_bits_options;
 
+/* One unit of the table (qat_bits_layer): a layer, or a block of its rows. */
 typedef struct qat_bits_layer_report {
     char name[56];
     int layer;                      /* index in the model description */
+    int64_t row0, rows;             /* the unit's output channels */
     int64_t numel;
     int bits;
     uint64_t bytes;
@@ -48,8 +55,8 @@ typedef struct qat_bits_layer_report {
 } qat_bits_layer_report;
 
 typedef struct qat_bits_result {
-    int nlayers;
-    qat_bits_layer_report layers[QAT_MODEL_MAX_LAYERS];
+    int nlayers;                    /* units, in network order, a layer's rows in order */
+    qat_bits_layer_report layers[QAT_BITS_MAX_UNITS];
     int ncandidates;
     int candidates[QAT_BITS_MAX_CANDIDATES];
     bool measured;

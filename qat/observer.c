@@ -269,8 +269,8 @@ static float sorted_quantile(const float *v, int64_t n, double f)
 }
 
 /* The range of one scale element's values. */
-static void element_range(const float *v, int64_t n, const qat_qscheme *s, qat_observer_kind kind, float *sorted,
-                          float *lo, float *hi)
+static void element_range(const float *v, int64_t n, int bits, const qat_qscheme *s, qat_observer_kind kind,
+                          float *sorted, float *lo, float *hi)
 {
     float mn = v[0], mx = v[0];
     for (int64_t i = 0; i < n; i++) {
@@ -291,7 +291,7 @@ static void element_range(const float *v, int64_t n, const qat_qscheme *s, qat_o
     }
     case QAT_OBS_MSE: {
         const values vs = {v, n};
-        mse_search(mn, mx, s->bits, s->symmetric, values_grid_error, &vs, &mn, &mx);
+        mse_search(mn, mx, bits, s->symmetric, values_grid_error, &vs, &mn, &mx);
         break;
     }
     default: QAT_ASSERT_MSG(0, "unknown observer kind");
@@ -307,8 +307,11 @@ void qat_weight_qparams(const float *w, int64_t rows, int64_t cols, const qat_qs
     QAT_ASSERT(kind >= 0 && kind < QAT_OBS_KIND_COUNT);
     const int64_t count = qat_qscheme_scale_count(s, rows, cols);
     if (rows * cols == 0) {
-        for (int64_t k = 0; k < count; k++) qat_qparams_from_range(0.0f, 0.0f, s->bits, s->symmetric, &scale[k],
-                                                                  &zero_point[k]);
+        /* No weights: every scale element gets the grid of an all-zero range;
+         * count is 0 for per-group scales, so k is a row here. */
+        for (int64_t k = 0; k < count; k++)
+            qat_qparams_from_range(0.0f, 0.0f, s->gran == QAT_GRAN_CHANNEL ? qat_qscheme_row_bits(s, k) : s->bits,
+                                   s->symmetric, &scale[k], &zero_point[k]);
         return;
     }
     QAT_ASSERT(w);
@@ -324,6 +327,7 @@ void qat_weight_qparams(const float *w, int64_t rows, int64_t cols, const qat_qs
     for (int64_t k = 0; k < count; k++) {
         const float *v;
         int64_t n;
+        const int bits = s->gran == QAT_GRAN_TENSOR ? s->bits : qat_qscheme_row_bits(s, k / gpr);
         if (s->gran == QAT_GRAN_GROUP) {
             const int64_t r = k / gpr, c = (k % gpr) * s->group;
             v = w + r * cols + c;
@@ -333,8 +337,8 @@ void qat_weight_qparams(const float *w, int64_t rows, int64_t cols, const qat_qs
             n = run;
         }
         float lo, hi;
-        element_range(v, n, s, kind, sorted, &lo, &hi);
-        qat_qparams_from_range(lo, hi, s->bits, s->symmetric, &scale[k], &zero_point[k]);
+        element_range(v, n, bits, s, kind, sorted, &lo, &hi);
+        qat_qparams_from_range(lo, hi, bits, s->symmetric, &scale[k], &zero_point[k]);
     }
     free(sorted);
 }

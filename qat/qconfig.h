@@ -6,8 +6,12 @@
  *   fc1      4            8                group:64
  *   fc2      2            4
  *   fc3      fp32         8
+ *   fc1      2x16+3x112   fp32         channel
  *
- * Bits are 2..8, or "fp32" to leave that tensor unquantized; granularity is
+ * Bits are 2..8, or "fp32" to leave that tensor unquantized; weight bits may
+ * also be runs of output channels at their own widths (qat/quant.h's
+ * qat_bit_runs; they must cover the layer's rows and need channel or group
+ * granularity, and only PTQ takes them); granularity is
  * tensor, channel or group:G (default: the command line's). '#' starts a
  * comment. Errors name the file and line. */
 #ifndef QAT_QCONFIG_H
@@ -17,10 +21,11 @@
 #include "qat/quant.h"
 
 typedef struct qat_layer_qconfig {
-    int wbits;               /* 0: the weight stays FP32 */
+    int wbits;               /* 0: the weight stays FP32; with runs, the widest run */
     int abits;               /* 0: the input stays FP32 */
     qat_granularity gran;    /* of the weight */
     int group;
+    qat_bit_runs wruns;      /* per-row weight widths (count 0: every row at wbits) */
 } qat_layer_qconfig;
 
 typedef struct qat_qconfig {

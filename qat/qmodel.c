@@ -81,6 +81,24 @@ static qat_status meta_bits(const qat_checkpoint *ck, const char *key, int *bits
     return QAT_OK;
 }
 
+/* A weight's width: "2".."8", or runs of rows ("2x16+3x112") that must
+ * cover the layer's rows and come with per-row scales. */
+static qat_status meta_weight_bits(const qat_checkpoint *ck, const char *key, const qat_layer_info *info,
+                                   qat_qscheme *s)
+{
+    memset(&s->runs, 0, sizeof s->runs);
+    const char *v = qat_st_metadata(ck->file, key);
+    if (!v || !strchr(v, 'x')) return meta_bits(ck, key, &s->bits);
+    if (!qat_bit_runs_parse(v, &s->runs))
+        return qat_error_set(QAT_ERR_FORMAT, "%s: metadata field \"%s\" must be %d..%d or runs BITSxROWS joined by '+', "
+                             "got \"%s\"", ck->path, key, QAT_QBITS_MIN, QAT_QBITS_MAX, v);
+    if (qat_bit_runs_rows(&s->runs) != info->rows)
+        return qat_error_set(QAT_ERR_FORMAT, "%s: metadata field \"%s\" covers %lld rows, the weight has %lld",
+                             ck->path, key, (long long)qat_bit_runs_rows(&s->runs), (long long)info->rows);
+    s->bits = qat_bit_runs_max_bits(&s->runs);
+    return QAT_OK;
+}
+
 static qat_status meta_scheme(const qat_checkpoint *ck, const char *key, bool *symmetric)
 {
     const char *v = qat_st_metadata(ck->file, key);
@@ -93,10 +111,14 @@ static qat_status meta_scheme(const qat_checkpoint *ck, const char *key, bool *s
     return QAT_OK;
 }
 
+/* With a scheme, element i's width is its row's (per-row widths);
+ * otherwise every element's is `bits`. */
 static qat_status check_qparams(const qat_checkpoint *ck, const char *layer, const char *what, const float *scale,
-                                const int32_t *zp, int64_t n, int bits)
+                                const int32_t *zp, int64_t n, int bits, const qat_qscheme *s, int64_t cols)
 {
+    const int64_t per_row = s && s->gran == QAT_GRAN_GROUP ? (cols + s->group - 1) / s->group : 1;
     for (int64_t i = 0; i < n; i++) {
+        if (s && s->runs.count) bits = qat_qscheme_row_bits(s, i / per_row);
         if (!(isfinite(scale[i]) && scale[i] > 0))
             return qat_error_set(QAT_ERR_FORMAT, "%s: tensor \"%s.%s_scale\" element %lld is %g (must be positive)",
                                  ck->path, layer, what, (long long)i, (double)scale[i]);
@@ -129,7 +151,10 @@ static qat_status load_weight(const qat_checkpoint *ck, qat_qmodel *qm, int laye
                              name, FORMAT_QUANT);
     qat_qscheme s;
     snprintf(name, sizeof name, "%s.weight_bits", info->name);
-    QAT_TRY(meta_bits(ck, name, &s.bits));
+    QAT_TRY(meta_weight_bits(ck, name, info, &s));
+    if (s.runs.count && v1_packing)
+        return qat_error_set(QAT_ERR_FORMAT, "%s: metadata field \"%s\": per-row widths in a %s checkpoint", ck->path,
+                             name, qat_st_metadata(ck->file, "format"));
     snprintf(name, sizeof name, "%s.weight_scheme", info->name);
     QAT_TRY(meta_scheme(ck, name, &s.symmetric));
     snprintf(name, sizeof name, "%s.weight_granularity", info->name);
@@ -138,6 +163,9 @@ static qat_status load_weight(const qat_checkpoint *ck, qat_qmodel *qm, int laye
     if (!qat_granularity_parse(gran, &s.gran, &s.group))
         return qat_error_set(QAT_ERR_FORMAT, "%s: metadata field \"%s\": bad granularity \"%s\"", ck->path, name,
                              gran);
+    if (s.runs.count && s.gran == QAT_GRAN_TENSOR)
+        return qat_error_set(QAT_ERR_FORMAT, "%s: metadata field \"%s\": per-row widths need per-row scales, not \"%s\"",
+                             ck->path, name, gran);
     int sdim;
     int64_t sshape[2];
     scale_shape(&s, info, &sdim, sshape);
@@ -147,17 +175,18 @@ static qat_status load_weight(const qat_checkpoint *ck, qat_qmodel *qm, int laye
     snprintf(name, sizeof name, "%s.weight_zero_point", info->name);
     QAT_TRY(find_tensor(ck, name, QAT_ST_I32, sdim, sshape, &tz));
     int64_t count = info->rows * info->cols;
-    int64_t packed = (int64_t)(v1_packing ? qat_packed_size_v1(count, s.bits) : qat_packed_size(count, s.bits));
+    int64_t packed = (int64_t)(v1_packing ? qat_packed_size_v1(count, s.bits)
+                                          : qat_qscheme_packed_size(&s, info->rows, info->cols));
     snprintf(name, sizeof name, "%s.weight_q", info->name);
-    if (v1_packing ? s.bits <= 4 : s.bits < 8) QAT_TRY(find_tensor(ck, name, QAT_ST_U8, 1, &packed, &tq));
+    if (v1_packing ? s.bits <= 4 : s.bits < 8 || s.runs.count) QAT_TRY(find_tensor(ck, name, QAT_ST_U8, 1, &packed, &tq));
     else QAT_TRY(find_tensor(ck, name, QAT_ST_U8, ndim, shape, &tq));
     int64_t nscales = qat_qscheme_scale_count(&s, info->rows, info->cols);
-    QAT_TRY(check_qparams(ck, info->name, "weight", ts->data, tz->data, nscales, s.bits));
+    QAT_TRY(check_qparams(ck, info->name, "weight", ts->data, tz->data, nscales, s.bits, &s, info->cols));
     uint8_t *codes = qat_xmalloc((size_t)count);
     char what[1200];
     snprintf(what, sizeof what, "%s: tensor \"%s\"", ck->path, name);
     qat_status st = v1_packing ? qat_unpack_codes_v1(tq->data, tq->nbytes, count, s.bits, codes, what)
-                               : qat_unpack_codes(tq->data, tq->nbytes, count, s.bits, codes, what);
+                               : qat_unpack_weight_codes(tq->data, tq->nbytes, info->rows, info->cols, &s, codes, what);
     if (st == QAT_OK) qat_qmodel_set_weight(qm, layer, &s, codes, ts->data, tz->data);
     free(codes);
     return st;
@@ -183,7 +212,7 @@ static qat_status load_input(const qat_checkpoint *ck, qat_qmodel *qm, int layer
     QAT_TRY(meta_bits(ck, name, &bits));
     snprintf(name, sizeof name, "%s.input_scheme", info->name);
     QAT_TRY(meta_scheme(ck, name, &symmetric));
-    QAT_TRY(check_qparams(ck, info->name, "input", ts->data, tz->data, 1, bits));
+    QAT_TRY(check_qparams(ck, info->name, "input", ts->data, tz->data, 1, bits, NULL, 0));
     qat_qmodel_set_input(qm, layer, bits, symmetric, *(const float *)ts->data, *(const int32_t *)tz->data);
     return QAT_OK;
 }
@@ -361,13 +390,12 @@ static qat_status build_writer(const qat_qmodel *qm, qat_st_writer *w, uint64_t 
         const qat_layer_info *info = &qm->desc.layers[i];
         const qat_qlayer *l = &qm->layers[i];
         if (!l->wbits) continue;
-        int64_t count = info->rows * info->cols;
-        size_t packed_bytes = qat_packed_size(count, l->wbits);
-        uint8_t *packed = qat_xmalloc(packed_bytes);
-        qat_pack_codes(l->codes, count, l->wbits, packed);
+        size_t packed_bytes = qat_qscheme_packed_size(&l->wscheme, info->rows, info->cols);
+        uint8_t *packed = qat_xmalloc(packed_bytes ? packed_bytes : 1);
+        qat_pack_weight_codes(l->codes, info->rows, info->cols, &l->wscheme, packed);
         int ndim = 1;
         int64_t s64[4] = { (int64_t)packed_bytes };
-        if (l->wbits == 8) weight_shape(info, &ndim, s64);
+        if (l->wbits == 8 && !l->wscheme.runs.count) weight_shape(info, &ndim, s64);
         for (int d = 0; d < ndim; d++) shape[d] = (uint64_t)s64[d];
         snprintf(name, sizeof name, "%s.weight_q", info->name);
         qat_status st = qat_st_writer_add(w, name, QAT_ST_U8, shape, ndim, packed, packed_bytes);
@@ -395,7 +423,7 @@ qat_status qat_qmodel_save(const qat_qmodel *qm, const char *path, const char *c
     qat_st_writer_init(&w);
     uint64_t bytes;
     qat_status st = build_writer(qm, &w, &bytes);
-    char key[96], value[64];
+    char key[96], value[QAT_BIT_RUNS_TEXT_MAX];
     qat_st_writer_set_metadata(&w, "format", qm->quantized ? FORMAT_QUANT : FORMAT_FP32);
     qat_checkpoint_write_config(&w, &qm->desc.config);
     if (qm->desc.config.kind != QAT_MODEL_GPT) {
@@ -412,7 +440,8 @@ qat_status qat_qmodel_save(const qat_qmodel *qm, const char *path, const char *c
             int64_t shape[4];
             weight_shape(info, &ndim, shape);
             snprintf(key, sizeof key, "%s.weight_bits", info->name);
-            snprintf(value, sizeof value, "%d", l->wbits);
+            if (l->wscheme.runs.count) qat_bit_runs_format(&l->wscheme.runs, value, sizeof value);
+            else snprintf(value, sizeof value, "%d", l->wbits);
             qat_st_writer_set_metadata(&w, key, value);
             snprintf(key, sizeof key, "%s.weight_scheme", info->name);
             qat_st_writer_set_metadata(&w, key, l->wscheme.symmetric ? "symmetric" : "affine");

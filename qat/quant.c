@@ -15,6 +15,96 @@ static void check_scheme(const qat_qscheme *s)
     QAT_ASSERT(s->bits >= QAT_QBITS_MIN && s->bits <= QAT_QBITS_MAX);
     QAT_ASSERT(s->gran == QAT_GRAN_TENSOR || s->gran == QAT_GRAN_CHANNEL || s->gran == QAT_GRAN_GROUP);
     QAT_ASSERT(s->gran != QAT_GRAN_GROUP || s->group >= 1);
+    QAT_ASSERT(s->runs.count >= 0 && s->runs.count <= QAT_MAX_BIT_RUNS);
+    QAT_ASSERT_MSG(!s->runs.count || s->gran != QAT_GRAN_TENSOR, "per-row widths need per-row scales");
+}
+
+/* A scheme with runs must describe exactly the weight's rows. */
+static void check_rows(const qat_qscheme *s, int64_t rows)
+{
+    QAT_ASSERT_MSG(!s->runs.count || qat_bit_runs_rows(&s->runs) == rows, "bit runs do not cover the rows");
+}
+
+int qat_qscheme_row_bits(const qat_qscheme *s, int64_t row)
+{
+    QAT_ASSERT(s && row >= 0);
+    int64_t end = 0;
+    for (int i = 0; i < s->runs.count; i++) {
+        end += s->runs.rows[i];
+        if (row < end) return s->runs.bits[i];
+    }
+    QAT_ASSERT_MSG(!s->runs.count, "row beyond the bit runs");
+    return s->bits;
+}
+
+int64_t qat_bit_runs_rows(const qat_bit_runs *runs)
+{
+    int64_t n = 0;
+    for (int i = 0; i < runs->count; i++) n += runs->rows[i];
+    return n;
+}
+
+int qat_bit_runs_max_bits(const qat_bit_runs *runs)
+{
+    int b = 0;
+    for (int i = 0; i < runs->count; i++)
+        if (runs->bits[i] > b) b = runs->bits[i];
+    return b;
+}
+
+double qat_bit_runs_mean_bits(const qat_bit_runs *runs)
+{
+    double sum = 0.0;
+    for (int i = 0; i < runs->count; i++) sum += (double)runs->bits[i] * runs->rows[i];
+    const int64_t rows = qat_bit_runs_rows(runs);
+    return rows ? sum / (double)rows : 0.0;
+}
+
+bool qat_bit_runs_append(qat_bit_runs *runs, int bits, int64_t rows)
+{
+    QAT_ASSERT(bits >= QAT_QBITS_MIN && bits <= QAT_QBITS_MAX && rows >= 1 && rows <= INT32_MAX);
+    if (runs->count && runs->bits[runs->count - 1] == bits && runs->rows[runs->count - 1] + rows <= INT32_MAX) {
+        runs->rows[runs->count - 1] += (int32_t)rows;
+        return true;
+    }
+    if (runs->count == QAT_MAX_BIT_RUNS) return false;
+    runs->bits[runs->count] = (uint8_t)bits;
+    runs->rows[runs->count] = (int32_t)rows;
+    runs->count++;
+    return true;
+}
+
+bool qat_bit_runs_parse(const char *text, qat_bit_runs *runs)
+{
+    QAT_ASSERT(text && runs);
+    memset(runs, 0, sizeof *runs);
+    const char *p = text;
+    for (;;) {
+        if (*p < '0' + QAT_QBITS_MIN || *p > '0' + QAT_QBITS_MAX || p[1] != 'x') return false;
+        const int bits = *p - '0';
+        p += 2;
+        if (*p < '1' || *p > '9') return false; /* no sign, no leading zero */
+        int64_t rows = 0;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            rows = rows * 10 + (*p - '0');
+            if (rows > INT32_MAX) return false;
+        }
+        if (!qat_bit_runs_append(runs, bits, rows)) return false;
+        if (*p == '\0') return true;
+        if (*p++ != '+') return false;
+    }
+}
+
+void qat_bit_runs_format(const qat_bit_runs *runs, char *out, size_t size)
+{
+    QAT_ASSERT(runs && out && size > 0);
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < runs->count; i++) {
+        int n = snprintf(out + used, size - used, "%s%dx%d", i ? "+" : "", runs->bits[i], (int)runs->rows[i]);
+        QAT_ASSERT_MSG(n > 0 && (size_t)n < size - used, "bit runs text truncated");
+        used += (size_t)n;
+    }
 }
 
 static int64_t groups_per_row(int64_t cols, int group) { return (cols + group - 1) / group; }
@@ -148,9 +238,10 @@ void qat_quantize_weight(const float *w, int64_t rows, int64_t cols, const qat_q
     check_scheme(s);
     QAT_ASSERT(rows >= 0 && cols >= 0);
     QAT_ASSERT((w && scale && zero_point && codes) || rows * cols == 0);
-    const int32_t qmax = qat_qmax(s->bits);
+    check_rows(s, rows);
     const int64_t gpr = s->gran == QAT_GRAN_GROUP ? groups_per_row(cols, s->group) : 0;
     for (int64_t r = 0; r < rows; r++) {
+        const int32_t qmax = qat_qmax(qat_qscheme_row_bits(s, r));
         int64_t c = 0;
         while (c < cols) {
             /* A run of columns sharing one scale element. */
@@ -242,6 +333,96 @@ qat_status qat_unpack_codes(const uint8_t *packed, size_t packed_bytes, int64_t 
     if (acc != 0)
         return qat_error_set(QAT_ERR_FORMAT, "%s: the %d padding bits after the last of %lld %d-bit codes are not 0",
                              what, have, (long long)count, bits);
+    return QAT_OK;
+}
+
+/* The stream as segments of codes at one width each: the whole weight, or
+ * one segment per run of rows. */
+static int weight_segments(const qat_qscheme *s, int64_t rows, int64_t cols, int64_t *count, int *bits)
+{
+    check_scheme(s);
+    check_rows(s, rows);
+    if (!s->runs.count) {
+        count[0] = rows * cols;
+        bits[0] = s->bits;
+        return 1;
+    }
+    for (int i = 0; i < s->runs.count; i++) {
+        count[i] = (int64_t)s->runs.rows[i] * cols;
+        bits[i] = s->runs.bits[i];
+    }
+    return s->runs.count;
+}
+
+size_t qat_qscheme_packed_size(const qat_qscheme *s, int64_t rows, int64_t cols)
+{
+    int64_t count[QAT_MAX_BIT_RUNS];
+    int bits[QAT_MAX_BIT_RUNS];
+    const int n = weight_segments(s, rows, cols, count, bits);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += count[i] * bits[i];
+    return (size_t)((total + 7) / 8);
+}
+
+void qat_pack_weight_codes(const uint8_t *codes, int64_t rows, int64_t cols, const qat_qscheme *s, uint8_t *packed)
+{
+    int64_t count[QAT_MAX_BIT_RUNS];
+    int bits[QAT_MAX_BIT_RUNS];
+    const int n = weight_segments(s, rows, cols, count, bits);
+    if (n == 1) {
+        qat_pack_codes(codes, count[0], bits[0], packed);
+        return;
+    }
+    uint32_t acc = 0;
+    int have = 0;
+    size_t out = 0;
+    for (int seg = 0; seg < n; seg++) {
+        const int32_t qmax = qat_qmax(bits[seg]);
+        for (int64_t i = 0; i < count[seg]; i++, codes++) {
+            QAT_ASSERT_MSG(*codes <= qmax, "code exceeds 2^bits - 1");
+            acc = acc << bits[seg] | *codes;
+            have += bits[seg];
+            while (have >= 8) {
+                have -= 8;
+                packed[out++] = (uint8_t)(acc >> have);
+            }
+            acc &= (1u << have) - 1;
+        }
+    }
+    if (have) packed[out++] = (uint8_t)(acc << (8 - have));
+    QAT_ASSERT(out == qat_qscheme_packed_size(s, rows, cols));
+}
+
+qat_status qat_unpack_weight_codes(const uint8_t *packed, size_t packed_bytes, int64_t rows, int64_t cols,
+                                   const qat_qscheme *s, uint8_t *codes, const char *what)
+{
+    int64_t count[QAT_MAX_BIT_RUNS];
+    int bits[QAT_MAX_BIT_RUNS];
+    const int n = weight_segments(s, rows, cols, count, bits);
+    if (n == 1) return qat_unpack_codes(packed, packed_bytes, count[0], bits[0], codes, what);
+    if (!what) what = "codes";
+    char runs[QAT_BIT_RUNS_TEXT_MAX];
+    const size_t want = qat_qscheme_packed_size(s, rows, cols);
+    if (packed_bytes != want) {
+        qat_bit_runs_format(&s->runs, runs, sizeof runs);
+        return qat_error_set(QAT_ERR_FORMAT, "%s: %zu bytes of packed codes, expected %zu for %lld rows of %lld at %s bits",
+                             what, packed_bytes, want, (long long)rows, (long long)cols, runs);
+    }
+    uint32_t acc = 0;
+    int have = 0;
+    size_t in = 0;
+    for (int seg = 0; seg < n; seg++)
+        for (int64_t i = 0; i < count[seg]; i++) {
+            while (have < bits[seg]) {
+                acc = acc << 8 | packed[in++];
+                have += 8;
+            }
+            have -= bits[seg];
+            *codes++ = (uint8_t)(acc >> have & (uint32_t)qat_qmax(bits[seg]));
+            acc &= (1u << have) - 1;
+        }
+    if (acc != 0)
+        return qat_error_set(QAT_ERR_FORMAT, "%s: the %d padding bits after the last code are not 0", what, have);
     return QAT_OK;
 }
 

@@ -22,14 +22,43 @@
 
 typedef enum qat_granularity { QAT_GRAN_TENSOR, QAT_GRAN_CHANNEL, QAT_GRAN_GROUP } qat_granularity;
 
+/* Mixed precision inside a layer: consecutive runs of output channels
+ * (rows), each at its own width. Written "2x16+3x112": 16 rows at 2 bits,
+ * then 112 rows at 3. Each row keeps its own scales (per channel or per
+ * group), so a row's width only changes its code grid; per-tensor scales
+ * cannot mix. */
+#define QAT_MAX_BIT_RUNS 64
+#define QAT_BIT_RUNS_TEXT_MAX 800
+typedef struct qat_bit_runs {
+    int count;              /* 0: every row at the scheme's bits */
+    uint8_t bits[QAT_MAX_BIT_RUNS];
+    int32_t rows[QAT_MAX_BIT_RUNS];
+} qat_bit_runs;
+
 typedef struct qat_qscheme {
-    int bits;               /* QAT_QBITS_MIN .. QAT_QBITS_MAX */
+    int bits;               /* QAT_QBITS_MIN .. QAT_QBITS_MAX; with runs, the widest run's */
     bool symmetric;         /* zero point fixed at 2^(bits - 1) */
     qat_granularity gran;
     int group;              /* QAT_GRAN_GROUP: consecutive elements of a row per scale */
+    qat_bit_runs runs;      /* per-row widths (count 0: none); never with QAT_GRAN_TENSOR */
 } qat_qscheme;
 
 static inline int32_t qat_qmax(int bits) { return (1 << bits) - 1; }
+
+/* The width of row `row` (s->bits without runs). */
+int qat_qscheme_row_bits(const qat_qscheme *s, int64_t row);
+/* Parses "BxN+BxN+..." (B in 2..8, N >= 1, at most QAT_MAX_BIT_RUNS runs;
+ * neighbouring runs of one width are merged). A plain "B" is not runs. */
+bool qat_bit_runs_parse(const char *text, qat_bit_runs *runs);
+/* Writes the text qat_bit_runs_parse reads (QAT_BIT_RUNS_TEXT_MAX is enough). */
+void qat_bit_runs_format(const qat_bit_runs *runs, char *out, size_t size);
+int64_t qat_bit_runs_rows(const qat_bit_runs *runs);
+int qat_bit_runs_max_bits(const qat_bit_runs *runs);
+/* Appends rows at a width, merging with the last run when it has that width;
+ * false when QAT_MAX_BIT_RUNS runs would not hold it. */
+bool qat_bit_runs_append(qat_bit_runs *runs, int bits, int64_t rows);
+/* The mean width over the rows, weighted by row. */
+double qat_bit_runs_mean_bits(const qat_bit_runs *runs);
 
 /* A weight is viewed as rows x cols: rows are the output channels (axis 0),
  * cols everything else (in, or in * kh * kw). Per tensor: one scale; per
@@ -64,6 +93,12 @@ void qat_dequantize_weight(const uint8_t *codes, int64_t rows, int64_t cols, con
  * byte; at 2, 3, 5, 6 and 7 bits nothing is wasted, so a model's bytes fall
  * with every bit a layer gives up (mixed precision, qat/bits.h). */
 size_t qat_packed_size(int64_t count, int bits);
+/* A rows x cols weight's codes under a scheme: with runs, each row's codes at
+ * its own width, one stream across the rows. */
+size_t qat_qscheme_packed_size(const qat_qscheme *s, int64_t rows, int64_t cols);
+void qat_pack_weight_codes(const uint8_t *codes, int64_t rows, int64_t cols, const qat_qscheme *s, uint8_t *packed);
+qat_status qat_unpack_weight_codes(const uint8_t *packed, size_t packed_bytes, int64_t rows, int64_t cols,
+                                   const qat_qscheme *s, uint8_t *codes, const char *what);
 void qat_pack_codes(const uint8_t *codes, int64_t count, int bits, uint8_t *packed);
 /* Fails (QAT_ERR_FORMAT, naming `what`) if the size is wrong or the padding
  * bits are not 0. */

@@ -268,8 +268,12 @@ static qat_status write_layers_csv(const quant_run *run, const char *path)
         const qat_qlayer *l = &run->qm.layers[i];
         char gran[32] = "";
         if (l->wbits) qat_granularity_format(l->wscheme.gran, l->wscheme.group, gran, sizeof gran);
-        qat_strbuf_printf(&sb, "%s,%d,%d,%s,%s,%lld,%.6g,%.9g,%d\n", run->qm.desc.layers[i].name,
-                          l->wbits ? l->wbits : 32, l->abits ? l->abits : 32, l->wbits ? gran : "",
+        /* Per-row widths as their runs ("2x16+3x112"), which hold no comma. */
+        char wbits[QAT_BIT_RUNS_TEXT_MAX];
+        if (l->wbits && l->wscheme.runs.count) qat_bit_runs_format(&l->wscheme.runs, wbits, sizeof wbits);
+        else snprintf(wbits, sizeof wbits, "%d", l->wbits ? l->wbits : 32);
+        qat_strbuf_printf(&sb, "%s,%s,%d,%s,%s,%lld,%.6g,%.9g,%d\n", run->qm.desc.layers[i].name, wbits,
+                          l->abits ? l->abits : 32, l->wbits ? gran : "",
                           l->wbits ? (l->wscheme.symmetric ? "symmetric" : "affine") : "", (long long)l->nscales,
                           weight_rel_err(run, i), (double)l->a_scale, l->a_zero_point);
     }
@@ -357,6 +361,13 @@ static qat_status write_summary(const quant_run *run, const char *kind, const qa
                           l->wbits ? l->wbits : 32, l->abits ? l->abits : 32);
         if (l->wbits) qat_json_write_string(&sb, gran);
         else qat_json_write_null(&sb);
+        if (l->wbits && l->wscheme.runs.count) {
+            /* weight_bits is then the widest run. */
+            char runs[QAT_BIT_RUNS_TEXT_MAX];
+            qat_bit_runs_format(&l->wscheme.runs, runs, sizeof runs);
+            qat_strbuf_printf(&sb, ", \"weight_bit_runs\": ");
+            qat_json_write_string(&sb, runs);
+        }
         qat_strbuf_printf(&sb, ", \"weight_rel_err\": ");
         qat_json_write_number(&sb, weight_rel_err(run, i));
         qat_strbuf_printf(&sb, "}");

@@ -178,7 +178,7 @@ qat_status report_heatmap_build(const char *checkpoint, const char *png_path, re
     double w_sq = 0, hi = 0;
     for (int64_t i = 0; i < n; i++) w_sq += (double)w[i] * w[i];
     for (int b = 0; b < REPORT_HEATMAP_BITS; b++) {
-        qat_qscheme s = { heatmap_bits[b], true, QAT_GRAN_CHANNEL, 0 };
+        qat_qscheme s = {.bits = heatmap_bits[b], .symmetric = true, .gran = QAT_GRAN_CHANNEL, .group = 0};
         qat_weight_qparams(w, rows, cols, &s, QAT_OBS_MINMAX, scale, zero_point);
         qat_quantize_weight(w, rows, cols, &s, scale, zero_point, codes);
         qat_dequantize_weight(codes, rows, cols, &s, scale, zero_point, deq);

@@ -45,19 +45,29 @@ def dequantize(tensors, meta):
             inputs[layer] = (float(t[0]), int(tensors[layer + ".input_zero_point"][0]), bits)
         elif name.endswith(".weight_q"):
             layer = name[: -len(".weight_q")]
-            bits = int(meta[layer + ".weight_bits"])
             shape = [int(d) for d in meta[layer + ".weight_shape"].split(",")]
             rows, count = shape[0], int(np.prod(shape))
+            cols = count // rows
+            # "4" or runs of rows at their own widths, "2x16+3x112"
+            runs = [(int(b), int(n)) for b, n in (r.split("x") for r in meta[layer + ".weight_bits"].split("+"))] \
+                if "x" in meta[layer + ".weight_bits"] else [(int(meta[layer + ".weight_bits"]), rows)]
             q = t.flatten().to(torch.int32)
             if meta.get("format") == "qat-quant-v1":
+                bits = runs[0][0]
                 if bits <= 4:
                     q = torch.stack([q >> 4, q & 15], 1).flatten()[:count]
-            elif bits < 8:
-                # qat-quant-v2: one bit stream, most significant bit first
-                stream = torch.stack([(q >> (7 - k)) & 1 for k in range(8)], 1).flatten()[: count * bits]
-                weights_of_bits = 1 << torch.arange(bits - 1, -1, -1, dtype=torch.int32)
-                q = (stream.reshape(count, bits) * weights_of_bits).sum(1)
-            q = q.reshape(rows, count // rows)
+            elif len(runs) > 1 or runs[0][0] < 8:
+                # qat-quant-v2: one bit stream, most significant bit first,
+                # each run of rows at its width
+                stream = torch.stack([(q >> (7 - k)) & 1 for k in range(8)], 1).flatten()
+                parts, at = [], 0
+                for bits, n in runs:
+                    weights_of_bits = 1 << torch.arange(bits - 1, -1, -1, dtype=torch.int32)
+                    seg = stream[at: at + n * cols * bits].reshape(n * cols, bits)
+                    parts.append((seg * weights_of_bits).sum(1))
+                    at += n * cols * bits
+                q = torch.cat(parts)
+            q = q.reshape(rows, cols)
             scale, zp = tensors[layer + ".weight_scale"], tensors[layer + ".weight_zero_point"]
             gran = meta[layer + ".weight_granularity"]
             if gran.startswith("group:"):

@@ -546,7 +546,7 @@ Test(bits, weight_bytes)
     };
     for (size_t i = 0; i < QAT_ARRAY_LEN(shapes); i++)
         for (int b = QAT_QBITS_MIN; b <= QAT_QBITS_MAX; b++) {
-            qat_qscheme s = {b, true, shapes[i].gran, shapes[i].group};
+            qat_qscheme s = {.bits = b, .symmetric = true, .gran = shapes[i].gran, .group = shapes[i].group};
             int64_t count = shapes[i].rows * shapes[i].cols;
             uint64_t want = qat_packed_size(count, b) + 8 * (uint64_t)qat_qscheme_scale_count(&s, shapes[i].rows, shapes[i].cols);
             cr_assert_eq(qat_bits_weight_bytes(shapes[i].rows, shapes[i].cols, b, shapes[i].gran, shapes[i].group), want,
@@ -591,7 +591,7 @@ Test(bits, budget_from_avg_fits_uniform_exactly)
     int64_t numel[N];
     uint64_t scales[N];
     for (int l = 0; l < N; l++) {
-        qat_qscheme s = {8, true, shapes[l].gran, shapes[l].group};
+        qat_qscheme s = {.bits = 8, .symmetric = true, .gran = shapes[l].gran, .group = shapes[l].group};
         numel[l] = shapes[l].rows * shapes[l].cols;
         scales[l] = 8 * (uint64_t)qat_qscheme_scale_count(&s, shapes[l].rows, shapes[l].cols);
     }

@@ -515,6 +515,86 @@ Test(cli, bits_maps_a_budget_that_ptq_meets_to_the_byte, .timeout = 600)
     test_rmtree(dir);
 }
 
+/* --unit rows:N: blocks of output channels get their own widths; the map
+ * holds runs, PTQ writes exactly the bytes qat bits counted, QAT refuses
+ * the map, and a manual map must align with the blocks. */
+Test(cli, bits_by_blocks_of_rows_writes_runs_that_ptq_takes, .timeout = 600)
+{
+    expect_error((const char *[]){ "bits", "--unit", "rows:0", NULL }, 2, "--unit", "rows:N");
+    if (!test_have_data_and_device()) cr_skip_test("needs Fashion-MNIST and a Vulkan device");
+    char dir[] = "/tmp/qat-bits-rows-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char ckpt[128], map[128], map2[128], out[128], path[256];
+    snprintf(ckpt, sizeof ckpt, "%s/fp32.safetensors", dir);
+    write_random_mlp(ckpt);
+    snprintf(map, sizeof map, "%s/bits.map", dir);
+    snprintf(map2, sizeof map2, "%s/manual.map", dir);
+    expect_error((const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "uniform", "--budget", "3", "--unit",
+                                   "rows:64", "--granularity", "tensor", "--out", map, NULL },
+                 1, "--unit rows:64", "per-row scales");
+    expect_error((const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "uniform", "--budget", "3", "--unit",
+                                   "rows:2", "--out", map, NULL },
+                 1, "layer fc1 has 256 rows", "rows:4");
+    result r;
+    run_qat(&r, (const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "hawq", "--budget", "2.5", "--sensitivity",
+                                  "fisher", "--unit", "rows:64", "--candidates", "2,3,4", "--calib", "2", "--batch",
+                                  "64", "--val", "500", "--out", map, NULL });
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "fc1[0:64]") && strstr(r.out, "fc2[192:256]") && strstr(r.out, "fc3[0:10]"), "%s", r.out);
+    const char *model = strstr(r.out, "model ");
+    cr_assert_not_null(model, "%s", r.out);
+    double bits_model_bytes = strtod(model + 6, NULL);
+    qat_qmodel qm;
+    cr_assert_eq(qat_qmodel_load(ckpt, &qm), QAT_OK);
+    qat_qconfig qc;
+    qat_qconfig_uniform(&qc, &qm.desc, 8, 0, QAT_GRAN_CHANNEL, 0);
+    cr_assert_eq(qat_qconfig_load_bits_map(&qc, map), QAT_OK, "%s", qat_error_message());
+    double weights = 0, code_bits = 0;
+    for (int l = 0; l < qc.nlayers; l++) {
+        qat_qscheme s = qat_qconfig_weight_scheme(&qc, l);
+        for (int64_t row = 0; row < qm.desc.layers[l].rows; row++) {
+            const int b = qat_qscheme_row_bits(&s, row);
+            cr_expect(b >= 2 && b <= 4, "%s row %lld: %d bits", qm.desc.layers[l].name, (long long)row, b);
+            weights += (double)qm.desc.layers[l].cols;
+            code_bits += (double)qm.desc.layers[l].cols * b;
+        }
+    }
+    cr_expect(code_bits <= 2.5 * weights, "%.0f code bits for %.0f weights exceed 2.5 bits each", code_bits, weights);
+    qat_qmodel_free(&qm);
+    snprintf(out, sizeof out, "%s/ptq", dir);
+    run_qat(&r, (const char *[]){ "ptq", "--ckpt", ckpt, "--wbits", "8", "--abits", "fp32", "--bits-map", map,
+                                  "--calib", "2", "--batch", "64", "--val", "500", "--quiet", "--out", out, NULL });
+    cr_assert_eq(r.status, 0, "ptq with the map: %s", r.err);
+    size_t size;
+    snprintf(path, sizeof path, "%s/summary.json", out);
+    char *summary = read_file(path, &size);
+    cr_expect_eq(json_number(summary, "model_bytes"), bits_model_bytes, "qat bits accounted %.0f bytes, PTQ wrote %.0f",
+                 bits_model_bytes, json_number(summary, "model_bytes"));
+    free(summary);
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    run_qat(&r, (const char *[]){ "eval", "--ckpt", path, "--val", "500", NULL });
+    cr_expect_eq(r.status, 0, "qat eval of a checkpoint with runs: %s", r.err);
+
+    /* A map whose rows mix widths is PTQ's only. */
+    const char runs[] = "fc1 2x128+4x128 fp32 channel\nfc2 3 fp32 channel\nfc3 4 fp32 channel\n";
+    cr_assert_eq(qat_file_write_atomic(map2, runs, strlen(runs)), QAT_OK);
+    snprintf(out, sizeof out, "%s/qat", dir);
+    expect_error((const char *[]){ "qat", "--ckpt", ckpt, "--wbits", "8", "--abits", "fp32", "--bits-map", map2,
+                                   "--epochs", "1", "--val", "500", "--out", out, NULL },
+                 1, "layer fc1 gives its rows different widths", "qat ptq");
+    /* manual with runs: aligned with the blocks it passes, else it names the block. */
+    run_qat(&r, (const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "manual", "--map", map2, "--unit", "rows:64",
+                                  "--out", map, "--quiet", NULL });
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char *written = read_file(map, &size);
+    cr_expect(strstr(written, "\nfc1 2x128+4x128 fp32 channel"), "%s", written);
+    free(written);
+    expect_error((const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "manual", "--map", map2, "--unit",
+                                   "rows:100", "--out", map, NULL },
+                 1, "fc1[100:200]", "different widths");
+    test_rmtree(dir);
+}
+
 Test(cli, bad_runner_input_names_the_flag_file_or_line)
 {
     char dir[] = "/tmp/qat-run-XXXXXX";

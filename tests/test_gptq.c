@@ -119,9 +119,9 @@ Test(gptq, beats_round_to_nearest_on_correlated_inputs)
     float scale[ROWS * (COLS / 64)];
     int32_t zero[ROWS * (COLS / 64)];
     const qat_qscheme schemes[] = {
-        {3, false, QAT_GRAN_CHANNEL, 0}, {4, false, QAT_GRAN_CHANNEL, 0},
-        {3, false, QAT_GRAN_GROUP, 64},  {4, false, QAT_GRAN_GROUP, 64},
-        {4, true, QAT_GRAN_CHANNEL, 0},
+        {.bits = 3, .symmetric = false, .gran = QAT_GRAN_CHANNEL, .group = 0}, {.bits = 4, .symmetric = false, .gran = QAT_GRAN_CHANNEL, .group = 0},
+        {.bits = 3, .symmetric = false, .gran = QAT_GRAN_GROUP, .group = 64},  {.bits = 4, .symmetric = false, .gran = QAT_GRAN_GROUP, .group = 64},
+        {.bits = 4, .symmetric = true, .gran = QAT_GRAN_CHANNEL, .group = 0},
     };
     for (size_t k = 0; k < QAT_ARRAY_LEN(schemes); k++) {
         const qat_qscheme *s = &schemes[k];
@@ -157,8 +157,8 @@ Test(gptq, identity_hessian_is_round_to_nearest)
     float s_rtn[ROWS * 3], s_gptq[ROWS * 3];
     int32_t z_rtn[ROWS * 3], z_gptq[ROWS * 3];
     const qat_qscheme schemes[] = {
-        {4, false, QAT_GRAN_CHANNEL, 0}, {3, true, QAT_GRAN_TENSOR, 0}, {2, false, QAT_GRAN_GROUP, 16},
-        {8, true, QAT_GRAN_GROUP, 20},
+        {.bits = 4, .symmetric = false, .gran = QAT_GRAN_CHANNEL, .group = 0}, {.bits = 3, .symmetric = true, .gran = QAT_GRAN_TENSOR, .group = 0}, {.bits = 2, .symmetric = false, .gran = QAT_GRAN_GROUP, .group = 16},
+        {.bits = 8, .symmetric = true, .gran = QAT_GRAN_GROUP, .group = 20},
     };
     const qat_observer_kind kinds[] = {QAT_OBS_MINMAX, QAT_OBS_MSE, QAT_OBS_MINMAX, QAT_OBS_PERCENTILE};
     for (size_t k = 0; k < QAT_ARRAY_LEN(schemes); k++) {
@@ -194,7 +194,7 @@ Test(gptq, dead_inputs_are_zeroed_and_codes_match_the_weights)
     float scale[ROWS * 3];
     int32_t zero[ROWS * 3];
     const qat_qscheme schemes[] = {
-        {4, false, QAT_GRAN_CHANNEL, 0}, {3, true, QAT_GRAN_GROUP, 32}, {5, false, QAT_GRAN_TENSOR, 0}};
+        {.bits = 4, .symmetric = false, .gran = QAT_GRAN_CHANNEL, .group = 0}, {.bits = 3, .symmetric = true, .gran = QAT_GRAN_GROUP, .group = 32}, {.bits = 5, .symmetric = false, .gran = QAT_GRAN_TENSOR, .group = 0}};
     for (size_t k = 0; k < QAT_ARRAY_LEN(schemes); k++) {
         const qat_qscheme *s = &schemes[k];
         memcpy(g, w, sizeof w);
@@ -224,7 +224,7 @@ Test(gptq, indefinite_hessian_fails_naming_the_layer)
     uint8_t codes[4];
     float scale[2];
     int32_t zero[2];
-    const qat_qscheme s = {4, false, QAT_GRAN_CHANNEL, 0};
+    const qat_qscheme s = {.bits = 4, .symmetric = false, .gran = QAT_GRAN_CHANNEL, .group = 0};
     cr_assert_eq(qat_gptq_quantize(w, 2, 2, &H, &s, QAT_OBS_MINMAX, 128, 0.0, codes, scale, zero, "conv9.weight"),
                  QAT_ERR_INVALID);
     cr_assert(strstr(qat_error_message(), "conv9.weight"), "%s", qat_error_message());
@@ -247,14 +247,14 @@ Test(gptq, matches_the_reference_loop_in_pytorch)
         const uint8_t *codes;
         const int32_t *zero;
     } cases[] = {
-        {"ch4", {4, false, QAT_GRAN_CHANNEL, 0}, gptq_fx_ch4_q, gptq_fx_ch4_scale, gptq_fx_ch4_codes,
+        {"ch4", {.bits = 4, .symmetric = false, .gran = QAT_GRAN_CHANNEL, .group = 0}, gptq_fx_ch4_q, gptq_fx_ch4_scale, gptq_fx_ch4_codes,
          gptq_fx_ch4_zero},
-        {"ch3s", {3, true, QAT_GRAN_CHANNEL, 0}, gptq_fx_ch3s_q, gptq_fx_ch3s_scale, gptq_fx_ch3s_codes,
+        {"ch3s", {.bits = 3, .symmetric = true, .gran = QAT_GRAN_CHANNEL, .group = 0}, gptq_fx_ch3s_q, gptq_fx_ch3s_scale, gptq_fx_ch3s_codes,
          gptq_fx_ch3s_zero},
-        {"t3", {3, false, QAT_GRAN_TENSOR, 0}, gptq_fx_t3_q, gptq_fx_t3_scale, gptq_fx_t3_codes, gptq_fx_t3_zero},
-        {"g8s3", {3, true, QAT_GRAN_GROUP, 8}, gptq_fx_g8s3_q, gptq_fx_g8s3_scale, gptq_fx_g8s3_codes,
+        {"t3", {.bits = 3, .symmetric = false, .gran = QAT_GRAN_TENSOR, .group = 0}, gptq_fx_t3_q, gptq_fx_t3_scale, gptq_fx_t3_codes, gptq_fx_t3_zero},
+        {"g8s3", {.bits = 3, .symmetric = true, .gran = QAT_GRAN_GROUP, .group = 8}, gptq_fx_g8s3_q, gptq_fx_g8s3_scale, gptq_fx_g8s3_codes,
          gptq_fx_g8s3_zero},
-        {"g12a4", {4, false, QAT_GRAN_GROUP, 12}, gptq_fx_g12a4_q, gptq_fx_g12a4_scale, gptq_fx_g12a4_codes,
+        {"g12a4", {.bits = 4, .symmetric = false, .gran = QAT_GRAN_GROUP, .group = 12}, gptq_fx_g12a4_q, gptq_fx_g12a4_scale, gptq_fx_g12a4_codes,
          gptq_fx_g12a4_zero},
     };
     qat_hessian H;
@@ -284,4 +284,45 @@ Test(gptq, matches_the_reference_loop_in_pytorch)
         for (int r = 0; r < R; r++) cr_assert(w[r * C + GPTQ_FX_DEAD] == 0.0f);
     }
     qat_hessian_free(&H);
+}
+
+/* Rows are independent given H, so GPTQ with per-row widths is GPTQ on each
+ * run of rows alone at its width. */
+Test(gptq, per_row_widths_match_each_run_alone)
+{
+    enum { ROWS = 12, COLS = 40 };
+    test_rng rng = {21};
+    float *x = correlated_inputs(&rng, 256, COLS);
+    qat_hessian H;
+    qat_hessian_init(&H, COLS);
+    qat_hessian_add(&H, x, 256);
+    float w[ROWS * COLS], all[ROWS * COLS], part[ROWS * COLS];
+    test_fill(&rng, w, ROWS * COLS, -0.8f, 0.6f);
+    uint8_t codes[ROWS * COLS], part_codes[ROWS * COLS];
+    float scale[ROWS * 3], part_scale[ROWS * 3];
+    int32_t zero[ROWS * 3], part_zero[ROWS * 3];
+    const qat_granularity grans[] = {QAT_GRAN_CHANNEL, QAT_GRAN_GROUP};
+    for (size_t gi = 0; gi < QAT_ARRAY_LEN(grans); gi++) {
+        qat_qscheme s = {.bits = 4, .symmetric = false, .gran = grans[gi], .group = 16};
+        cr_assert(qat_bit_runs_parse("2x5+4x3+3x4", &s.runs));
+        memcpy(all, w, sizeof w);
+        cr_assert_eq(qat_gptq_quantize(all, ROWS, COLS, &H, &s, QAT_OBS_MINMAX, 16, 0.01, codes, scale, zero, "runs"),
+                     QAT_OK, "%s", qat_error_message());
+        const int64_t per_row = qat_qscheme_scale_count(&s, ROWS, COLS) / ROWS;
+        int64_t row = 0;
+        for (int i = 0; i < s.runs.count; i++) {
+            const qat_qscheme one = {.bits = s.runs.bits[i], .symmetric = false, .gran = s.gran, .group = 16};
+            const int64_t n = s.runs.rows[i];
+            memcpy(part, w + row * COLS, (size_t)(n * COLS) * sizeof(float));
+            cr_assert_eq(qat_gptq_quantize(part, n, COLS, &H, &one, QAT_OBS_MINMAX, 16, 0.01, part_codes, part_scale,
+                                           part_zero, "run"), QAT_OK);
+            cr_assert_arr_eq(all + row * COLS, part, (size_t)(n * COLS) * sizeof(float), "run %d", i);
+            cr_assert_arr_eq(codes + row * COLS, part_codes, (size_t)(n * COLS), "run %d", i);
+            cr_assert_arr_eq(scale + row * per_row, part_scale, (size_t)(n * per_row) * sizeof(float));
+            cr_assert_arr_eq(zero + row * per_row, part_zero, (size_t)(n * per_row) * sizeof(int32_t));
+            row += n;
+        }
+    }
+    qat_hessian_free(&H);
+    free(x);
 }

@@ -31,7 +31,7 @@ static double grid_mse(const float *x, int64_t n, float lo, float hi, int bits, 
     float scale;
     int32_t zero;
     qat_qparams_from_range(lo, hi, bits, symmetric, &scale, &zero);
-    const qat_qscheme s = {bits, symmetric, QAT_GRAN_TENSOR, 0};
+    const qat_qscheme s = {.bits = bits, .symmetric = symmetric, .gran = QAT_GRAN_TENSOR, .group = 0};
     uint8_t *codes = qat_xmalloc((size_t)n);
     float *y = qat_xmalloc((size_t)n * sizeof *y);
     qat_quantize_weight(x, 1, n, &s, &scale, &zero, codes);
@@ -236,7 +236,9 @@ Test(observer, weight_minmax_and_ema_use_each_elements_extremes)
     float w[ROWS * COLS];
     test_fill(&rng, w, ROWS * COLS, -1.0f, 2.0f);
     const qat_qscheme schemes[] = {
-        {4, false, QAT_GRAN_TENSOR, 0}, {4, false, QAT_GRAN_CHANNEL, 0}, {3, true, QAT_GRAN_GROUP, 4}};
+        {.bits = 4, .symmetric = false, .gran = QAT_GRAN_TENSOR},
+        {.bits = 4, .symmetric = false, .gran = QAT_GRAN_CHANNEL},
+        {.bits = 3, .symmetric = true, .gran = QAT_GRAN_GROUP, .group = 4}};
     for (size_t k = 0; k < QAT_ARRAY_LEN(schemes); k++) {
         const qat_qscheme *s = &schemes[k];
         const int64_t ns = qat_qscheme_scale_count(s, ROWS, COLS);
@@ -275,7 +277,7 @@ Test(observer, weight_percentile_is_exact)
         float t = w[i];
         w[i] = w[j], w[j] = t;
     }
-    const qat_qscheme s = {8, false, QAT_GRAN_CHANNEL, 0};
+    const qat_qscheme s = {.bits = 8, .symmetric = false, .gran = QAT_GRAN_CHANNEL, .group = 0};
     float scale[2], want_s;
     int32_t zero[2], want_z;
     qat_weight_qparams(w, 2, N, &s, QAT_OBS_PERCENTILE, scale, zero);
@@ -295,7 +297,7 @@ Test(observer, weight_mse_is_no_worse_than_minmax)
     float *w = qat_xmalloc(ROWS * COLS * sizeof *w);
     for (int i = 0; i < ROWS * COLS; i++) w[i] = 0.05f * gaussian(&rng);
     w[2 * COLS + 17] = 1.0f; /* row 2: an outlier */
-    const qat_qscheme schemes[] = {{3, false, QAT_GRAN_CHANNEL, 0}, {4, true, QAT_GRAN_GROUP, 64}};
+    const qat_qscheme schemes[] = {{.bits = 3, .symmetric = false, .gran = QAT_GRAN_CHANNEL, .group = 0}, {.bits = 4, .symmetric = true, .gran = QAT_GRAN_GROUP, .group = 64}};
     for (size_t k = 0; k < QAT_ARRAY_LEN(schemes); k++) {
         const qat_qscheme *s = &schemes[k];
         float sm[ROWS * 5], ss[ROWS * 5];

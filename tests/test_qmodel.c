@@ -68,6 +68,27 @@ Test(qmodel, bad_bit_maps_name_the_line)
     expect_map_error("conv1 4 8\n", "map.txt:1:", "unknown layer 'conv1'");
 }
 
+Test(qmodel, bit_map_runs_give_rows_their_own_widths)
+{
+    qat_qconfig c;
+    cr_assert_eq(parse_map(&c, "fc1 2x200+3x56 fp32 group:16\nfc2 5x256 8\n"), QAT_OK, "%s", qat_error_message());
+    cr_expect_eq(c.layers[0].wbits, 3, "wbits is the widest run");
+    cr_expect_eq(c.layers[0].wruns.count, 2);
+    qat_qscheme s = qat_qconfig_weight_scheme(&c, 0);
+    cr_expect_eq(s.runs.count, 2);
+    cr_expect_eq(qat_qscheme_row_bits(&s, 199), 2);
+    cr_expect_eq(qat_qscheme_row_bits(&s, 200), 3);
+    cr_expect_eq(c.layers[1].wbits, 5);
+    cr_expect_eq(c.layers[1].wruns.count, 0, "one run is a plain width");
+    qat_qconfig_set_ends_8bit(&c);
+    cr_expect_eq(c.layers[0].wbits, 8);
+    cr_expect_eq(c.layers[0].wruns.count, 0, "--ends-8bit replaces the runs");
+    expect_map_error("fc1 2x200+3x55 8\n", "map.txt:1:", "cover 255 rows, layer 'fc1' has 256");
+    expect_map_error("fc1 2x255+3x1 8 tensor\n", "map.txt:1:", "not tensor");
+    expect_map_error("fc1 2x200,3x56 8\n", "map.txt:1:", "runs of rows BITSxROWS");
+    expect_map_error("fc3 9x10 8\n", "map.txt:1:", "'9x10'");
+}
+
 Test(qmodel, missing_bit_map_names_the_file)
 {
     qat_qconfig c;
@@ -83,7 +104,7 @@ Test(qmodel, missing_bit_map_names_the_file)
 static void make_model(qat_qmodel *qm, uint64_t seed)
 {
     test_random_mlp(qm, seed, 0.2f);
-    const qat_qscheme schemes[2] = { { 4, false, QAT_GRAN_GROUP, 64 }, { 8, true, QAT_GRAN_CHANNEL, 0 } };
+    const qat_qscheme schemes[2] = { {.bits = 4, .symmetric = false, .gran = QAT_GRAN_GROUP, .group = 64}, {.bits = 8, .symmetric = true, .gran = QAT_GRAN_CHANNEL, .group = 0} };
     for (int i = 0; i < 2; i++) {
         const qat_layer_info *info = &qm->desc.layers[i];
         int64_t n = qat_qscheme_scale_count(&schemes[i], info->rows, info->cols);
@@ -175,6 +196,56 @@ Test(qmodel, quantized_checkpoint_round_trips_and_its_size_is_model_bytes)
     free(file);
     qat_qmodel_free(&qm);
     qat_qmodel_free(&back);
+}
+
+/* A layer whose rows mix widths: metadata "BxN+...", codes as one 1-D
+ * stream, each row at its width; loads back the same, and its bytes are
+ * what model_bytes counts. */
+Test(qmodel, per_row_widths_round_trip)
+{
+    qat_qmodel qm, back;
+    test_random_mlp(&qm, 7, 0.2f);
+    qat_qscheme s = {.bits = 8, .symmetric = false, .gran = QAT_GRAN_CHANNEL};
+    cr_assert(qat_bit_runs_parse("8x3+2x100+5x153", &s.runs));
+    const qat_layer_info *info = &qm.desc.layers[0];
+    float scale[256];
+    int32_t zp[256];
+    uint8_t *codes = malloc((size_t)qm.numel[0]);
+    qat_weight_qparams(qm.values[0], info->rows, info->cols, &s, QAT_OBS_MINMAX, scale, zp);
+    qat_quantize_weight(qm.values[0], info->rows, info->cols, &s, scale, zp, codes);
+    qat_qmodel_set_weight(&qm, 0, &s, codes, scale, zp);
+    const char *path = test_tmp_path("runs.safetensors");
+    cr_assert_eq(qat_qmodel_save(&qm, path, NULL), QAT_OK, "%s", qat_error_message());
+    cr_assert_eq(qat_qmodel_load(path, &back), QAT_OK, "%s", qat_error_message());
+    cr_expect_arr_eq(back.layers[0].codes, codes, (size_t)qm.numel[0]);
+    cr_expect_arr_eq(back.values[0], qm.values[0], (size_t)qm.numel[0] * sizeof(float));
+    cr_expect_eq(back.layers[0].wscheme.runs.count, 3);
+    cr_expect_eq(back.layers[0].wbits, 8);
+    qat_st_file *f;
+    cr_assert_eq(qat_st_load(path, &f), QAT_OK);
+    cr_expect_str_eq(qat_st_metadata(f, "fc1.weight_bits"), "8x3+2x100+5x153");
+    const qat_st_tensor *q = qat_st_find(f, "fc1.weight_q");
+    const uint64_t stream = (784ull * (3 * 8 + 100 * 2 + 153 * 5) + 7) / 8;
+    cr_assert(q && q->ndim == 1 && q->shape[0] == stream, "one stream of %llu bytes", (unsigned long long)stream);
+    cr_expect_eq(((const uint8_t *)q->data)[0], codes[0], "row 0 is 8-bit: its first code is the first byte");
+    qat_st_free(f);
+    uint64_t fp32_bytes = 0;
+    for (int i = 1; i < qm.nparams; i++) fp32_bytes += (uint64_t)qm.numel[i] * 4;
+    cr_expect_eq(qat_qmodel_bytes(&qm), stream + 256 * 8 + fp32_bytes);
+    free(codes);
+    qat_qmodel_free(&back);
+
+    /* Runs that do not cover the rows, or come with per-tensor scales, are refused. */
+    const char *bad[][2] = {{"8x3+2x100", "covers 103 rows"}, {"2x256x", "runs BITSxROWS"}};
+    for (size_t i = 0; i < QAT_ARRAY_LEN(bad); i++) {
+        const char *extra[] = {"fc1.weight_bits", bad[i][0], NULL};
+        /* extra metadata is written after the layer's own, so it replaces it */
+        cr_assert_eq(qat_qmodel_save(&qm, path, extra), QAT_OK);
+        cr_expect_neq(qat_qmodel_load(path, &back), QAT_OK, "loaded weight_bits %s", bad[i][0]);
+        cr_expect(strstr(qat_error_message(), bad[i][1]) && strstr(qat_error_message(), "fc1.weight_bits"), "%s",
+                  qat_error_message());
+    }
+    qat_qmodel_free(&qm);
 }
 
 /* Rewrites one tensor's bytes in place in a saved file. */

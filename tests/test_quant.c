@@ -3,6 +3,7 @@
 #include <float.h>
 #include <string.h>
 
+#include "qat/observer.h"
 #include "qat/quant.h"
 #include "tests/test_util.h"
 
@@ -70,7 +71,7 @@ Test(quant, quantize_rounds_half_to_even_and_clamps)
     const float x[] = {0.25f, 0.75f, -0.25f, -0.75f, 10.0f, -10.0f, 1.25f, 0.0f};
     const uint8_t want[] = {3, 5, 3, 1, 7, 0, 5, 3};
     const float back[] = {0.0f, 1.0f, 0.0f, -1.0f, 2.0f, -1.5f, 1.0f, 0.0f};
-    const qat_qscheme s = {3, false, QAT_GRAN_TENSOR, 0};
+    const qat_qscheme s = {.bits = 3, .symmetric = false, .gran = QAT_GRAN_TENSOR, .group = 0};
     const float scale = 0.5f;
     const int32_t zero = 3;
     uint8_t codes[8];
@@ -87,7 +88,7 @@ Test(quant, quantize_multiplies_by_the_float_reciprocal)
 {
     const float x = 0x1.8cccccp+0f, scale = 0.1f; /* 1.55f */
     const int32_t zero = 0;
-    const qat_qscheme s = {8, false, QAT_GRAN_TENSOR, 0};
+    const qat_qscheme s = {.bits = 8, .symmetric = false, .gran = QAT_GRAN_TENSOR, .group = 0};
     uint8_t code;
     qat_quantize_weight(&x, 1, 1, &s, &scale, &zero, &code);
     cr_assert_eq(code, 16);
@@ -98,8 +99,8 @@ Test(quant, quantize_multiplies_by_the_float_reciprocal)
 
 Test(quant, scale_count_layout_and_indexing_per_granularity)
 {
-    const qat_qscheme t = {4, false, QAT_GRAN_TENSOR, 0}, c = {4, false, QAT_GRAN_CHANNEL, 0},
-                      g = {4, false, QAT_GRAN_GROUP, 2};
+    const qat_qscheme t = {.bits = 4, .symmetric = false, .gran = QAT_GRAN_TENSOR, .group = 0}, c = {.bits = 4, .symmetric = false, .gran = QAT_GRAN_CHANNEL, .group = 0},
+                      g = {.bits = 4, .symmetric = false, .gran = QAT_GRAN_GROUP, .group = 2};
     cr_assert_eq(qat_qscheme_scale_count(&t, 2, 5), 1);
     cr_assert_eq(qat_qscheme_scale_count(&c, 2, 5), 2);
     cr_assert_eq(qat_qscheme_scale_count(&g, 2, 5), 6); /* ceil(5 / 2) = 3 per row */
@@ -244,4 +245,88 @@ Test(quant, granularity_parse_and_format)
     qat_granularity_format(QAT_GRAN_GROUP, 128, buf, sizeof buf);
     cr_assert_str_eq(buf, "group:128");
     cr_assert(qat_granularity_parse(buf, &g, &group) && g == QAT_GRAN_GROUP && group == 128);
+}
+
+/* Per-row widths: runs of output channels, "BxN+BxN". */
+Test(quant, bit_runs_parse_merge_and_format)
+{
+    qat_bit_runs r;
+    cr_assert(qat_bit_runs_parse("2x16+3x100+3x12+8x1", &r));
+    cr_assert_eq(r.count, 3, "neighbouring runs of one width merge");
+    cr_expect_eq(r.bits[1], 3);
+    cr_expect_eq(r.rows[1], 112);
+    cr_expect_eq(qat_bit_runs_rows(&r), 129);
+    cr_expect_eq(qat_bit_runs_max_bits(&r), 8);
+    cr_expect_float_eq(qat_bit_runs_mean_bits(&r), (2.0 * 16 + 3.0 * 112 + 8.0) / 129.0, 1e-12);
+    char text[QAT_BIT_RUNS_TEXT_MAX];
+    qat_bit_runs_format(&r, text, sizeof text);
+    cr_expect_str_eq(text, "2x16+3x112+8x1");
+    const char *bad[] = {"", "3", "3x", "x3", "9x4", "1x4", "3x0", "3x04", "3x4+", "3x4,2x4", "3x4+2x-1", "3x4 ",
+                         "3x99999999999"};
+    for (size_t i = 0; i < QAT_ARRAY_LEN(bad); i++) cr_expect(!qat_bit_runs_parse(bad[i], &r), "accepted '%s'", bad[i]);
+    /* At most QAT_MAX_BIT_RUNS runs. */
+    char many[4 * (QAT_MAX_BIT_RUNS + 1) + 1] = "";
+    for (int i = 0; i <= QAT_MAX_BIT_RUNS; i++) strcat(many, i % 2 ? "+3x1" : (i ? "+2x1" : "2x1"));
+    cr_expect(!qat_bit_runs_parse(many, &r), "%d runs", QAT_MAX_BIT_RUNS + 1);
+    many[strlen(many) - 4] = '\0';
+    cr_expect(qat_bit_runs_parse(many, &r));
+    cr_expect_eq(r.count, QAT_MAX_BIT_RUNS);
+}
+
+/* A scheme with runs quantizes each run of rows exactly as a weight of just
+ * those rows at the run's width, and packs one stream: each row's codes at
+ * its width, with no padding between runs. */
+Test(quant, per_row_widths_match_each_run_quantized_alone)
+{
+    enum { ROWS = 11, COLS = 7 };
+    test_rng rng = {12};
+    float w[ROWS * COLS];
+    test_fill(&rng, w, ROWS * COLS, -1.3f, 0.9f);
+    const qat_granularity grans[] = {QAT_GRAN_CHANNEL, QAT_GRAN_GROUP};
+    for (size_t gi = 0; gi < QAT_ARRAY_LEN(grans); gi++) {
+        qat_qscheme s = {.bits = 8, .symmetric = gi == 1, .gran = grans[gi], .group = 3};
+        cr_assert(qat_bit_runs_parse("3x4+8x2+2x5", &s.runs));
+        const int64_t ns = qat_qscheme_scale_count(&s, ROWS, COLS);
+        float scale[ROWS * 3], part_scale[ROWS * 3];
+        int32_t zero[ROWS * 3], part_zero[ROWS * 3];
+        uint8_t codes[ROWS * COLS], part[ROWS * COLS], back[ROWS * COLS];
+        qat_weight_qparams(w, ROWS, COLS, &s, QAT_OBS_MSE, scale, zero);
+        qat_quantize_weight(w, ROWS, COLS, &s, scale, zero, codes);
+        int64_t row = 0, bit_total = 0;
+        for (int i = 0; i < s.runs.count; i++) {
+            const qat_qscheme one = {.bits = s.runs.bits[i], .symmetric = s.symmetric, .gran = s.gran, .group = 3};
+            const int64_t n = s.runs.rows[i], per_row = ns / ROWS;
+            qat_weight_qparams(w + row * COLS, n, COLS, &one, QAT_OBS_MSE, part_scale, part_zero);
+            qat_quantize_weight(w + row * COLS, n, COLS, &one, part_scale, part_zero, part);
+            cr_assert_arr_eq(scale + row * per_row, part_scale, (size_t)(n * per_row) * sizeof(float), "run %d", i);
+            cr_assert_arr_eq(zero + row * per_row, part_zero, (size_t)(n * per_row) * sizeof(int32_t), "run %d", i);
+            cr_assert_arr_eq(codes + row * COLS, part, (size_t)(n * COLS), "run %d", i);
+            for (int64_t j = 0; j < n * COLS; j++) cr_assert_leq(part[j], qat_qmax(s.runs.bits[i]));
+            row += n;
+            bit_total += n * COLS * s.runs.bits[i];
+        }
+        const size_t size = qat_qscheme_packed_size(&s, ROWS, COLS);
+        cr_assert_eq(size, (size_t)(bit_total + 7) / 8);
+        uint8_t packed[ROWS * COLS + 1];
+        memset(packed, 0xaa, sizeof packed);
+        qat_pack_weight_codes(codes, ROWS, COLS, &s, packed);
+        cr_assert_eq(packed[size], 0xaa, "nothing written past the packed size");
+        /* The stream's first bits: row 0's first code at 3 bits. */
+        cr_assert_eq(packed[0] >> 5, codes[0]);
+        cr_assert_eq(qat_unpack_weight_codes(packed, size, ROWS, COLS, &s, back, "w"), QAT_OK, "%s",
+                     qat_error_message());
+        cr_assert_arr_eq(back, codes, sizeof codes);
+        cr_assert_eq(qat_unpack_weight_codes(packed, size - 1, ROWS, COLS, &s, back, "fc1.weight_q"), QAT_ERR_FORMAT);
+        assert_error_mentions("fc1.weight_q");
+        assert_error_mentions("3x4+8x2+2x5");
+        /* Without runs the same functions are the plain stream. */
+        qat_qscheme plain = s;
+        memset(&plain.runs, 0, sizeof plain.runs);
+        plain.bits = 5;
+        cr_assert_eq(qat_qscheme_packed_size(&plain, ROWS, COLS), qat_packed_size(ROWS * COLS, 5));
+        cr_assert_eq(qat_qscheme_row_bits(&plain, 10), 5);
+        cr_assert_eq(qat_qscheme_row_bits(&s, 3), 3);
+        cr_assert_eq(qat_qscheme_row_bits(&s, 4), 8);
+        cr_assert_eq(qat_qscheme_row_bits(&s, 10), 2);
+    }
 }

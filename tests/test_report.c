@@ -134,7 +134,7 @@ static void write_metrics(const char *path, int epochs, double start, double end
 
 static void quantize_mlp(qat_qmodel *qm, int bits)
 {
-    const qat_qscheme s = { bits, true, QAT_GRAN_CHANNEL, 0 };
+    const qat_qscheme s = {.bits = bits, .symmetric = true, .gran = QAT_GRAN_CHANNEL, .group = 0};
     for (int i = 0; i < qm->nlayers; i++) {
         const qat_layer_info *info = &qm->desc.layers[i];
         float *scale = malloc((size_t)info->rows * sizeof *scale);

@@ -33,6 +33,10 @@ static void usage(FILE *out)
             "                       quantized) (default hessian; measured when the strategy\n"
             "                       needs it or this flag is given)\n"
             "  --candidates LIST    widths to choose from, e.g. 2,3,4,8 (default 2,3,4,5,6,7,8)\n"
+            "  --unit U             what gets one width: layer (default), or rows:N, blocks of\n"
+            "                       N output channels of a layer, so a layer's rows can mix\n"
+            "                       widths (needs channel or group:G; qat ptq takes such maps,\n"
+            "                       qat qat does not)\n"
             "  --map FILE           the manual strategy's map ('LAYER WBITS ABITS [GRAN]' lines)\n"
             "  --abits N            input bits written into the map, 2..8 or fp32 (default fp32)\n"
             "  --granularity G      weights: tensor, channel or group:G (default channel)\n"
@@ -121,6 +125,7 @@ int cmd_bits(int argc, char **argv)
         { "val-permille", required_argument, NULL, 'V' }, { "device", required_argument, NULL, 'D' },
         { "quiet", no_argument, NULL, 'q' },            { "help", no_argument, NULL, 'h' },
         { "sensitivity-cache", required_argument, NULL, 'K' },
+        { "unit", required_argument, NULL, 'U' },
         { NULL, 0, NULL, 0 },
     };
     qat_bits_options o = {
@@ -195,6 +200,12 @@ int cmd_bits(int argc, char **argv)
         case 'D': o.q.device = optarg; break;
         case 'q': o.q.quiet = true; break;
         case 'K': o.sensitivity_cache = optarg; break;
+        case 'U':
+            if (!qat_bits_unit_parse(optarg, &o.unit_rows)) {
+                fprintf(stderr, "qat bits: --unit: expected layer or rows:N (N in 1..65536), got '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'h':
             usage(stdout);
             printf("\nstrategies:\n");
