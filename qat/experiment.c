@@ -659,6 +659,7 @@ static void begin_mixed(parse_state *ps)
     e->mixed_qat_lr = 1e-4;
     e->mixed_calib = 8;
     e->mixed_max_probes = 16;
+    e->mixed_unit_rows = 0;
     e->mixed_of = QAT_PTQ_OF_BASE;
 }
 
@@ -809,6 +810,13 @@ static qat_status key_m_max_probes(parse_state *ps, const char *v)
     return int_value(ps, v, 2, 100000, &ps->e->mixed_max_probes);
 }
 
+static qat_status key_m_unit(parse_state *ps, const char *v)
+{
+    if (!qat_bits_unit_parse(v, &ps->e->mixed_unit_rows))
+        return bad_value(ps, v, "expected layer or rows:N (N in 1..65536)");
+    return QAT_OK;
+}
+
 static qat_status key_m_of(parse_state *ps, const char *v)
 {
     if (strcmp(v, "base") == 0) ps->e->mixed_of = QAT_PTQ_OF_BASE;
@@ -909,6 +917,7 @@ static const key_def mixed_keys[] = {
     { "qat_lr", key_m_qat_lr, false, NULL, 0 },
     { "calib", key_m_calib, false, NULL, 0 },
     { "max_probes", key_m_max_probes, false, NULL, 0 },
+    { "unit", key_m_unit, false, NULL, 0 },
     { "of", key_m_of, false, NULL, FOR_GPT },
     { NULL, NULL, false, NULL, 0 },
 };
@@ -1065,6 +1074,17 @@ static qat_status finish(parse_state *ps)
     if (e->has_mixed && e->n_mixed_methods + e->n_mixed_qat == 0) {
         point_at(ps, SEC_MIXED, key_line_of(ps, SEC_MIXED, "methods") ? "methods" : "qat");
         return bad_value(ps, "none", "[mixed] needs a method: methods (rtn, gptq) or qat (ste, lsq, pact)");
+    }
+    if (e->has_mixed && e->mixed_unit_rows) {
+        char unit[32];
+        qat_bits_unit_format(e->mixed_unit_rows, unit, sizeof unit);
+        point_at(ps, SEC_MIXED, "unit");
+        /* The fake-quant op has one grid per weight; blocks need per-row scales. */
+        if (e->n_mixed_qat)
+            return bad_value(ps, unit, "blocks of rows mix widths within a layer, which QAT does not take (set qat = "
+                                       "none)");
+        if (e->mixed_gran.gran == QAT_GRAN_TENSOR)
+            return bad_value(ps, unit, "blocks of rows need per-row scales (granularity channel or group:G)");
     }
     if (!gpt) return QAT_OK;
 
@@ -1421,6 +1441,7 @@ static void expand_mixed(const qat_experiment *e, uint64_t seed, const char *bas
                 r->ncandidates = e->n_mixed_candidates;
                 memcpy(r->candidates, e->mixed_candidates, sizeof r->candidates);
                 r->max_probes = e->mixed_max_probes;
+                r->unit_rows = e->mixed_unit_rows;
                 r->wbits = 8; /* every quantizable layer is in the map, which sets its bits */
                 r->abits = e->mixed_abits;
                 r->gran = e->mixed_gran.gran;
@@ -1445,6 +1466,8 @@ static void expand_mixed(const qat_experiment *e, uint64_t seed, const char *bas
                     snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", k ? "," : "",
                              r->ncandidates ? r->candidates[k] : QAT_QBITS_MIN + k);
                 add_setting(&s, "candidates", "%s", list);
+                /* Only when not the default, so ids from before units stay. */
+                if (r->unit_rows) add_setting(&s, "unit", "rows:%d", r->unit_rows);
                 char a[8], g[32];
                 qat_granularity_format(r->gran, r->group, g, sizeof g);
                 add_setting(&s, "granularity", "%s", g);

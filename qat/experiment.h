@@ -140,6 +140,8 @@
  *   qat_lr = 1e-4                 ; AdamW, cosine, as [qat]
  *   calib = 8                     ; calibration batches, 1..100000 (sensitivity and PTQ)
  *   max_probes = 16               ; Hutchinson probes at most (hessian), 2..100000
+ *   unit = layer                  ; what gets one width: layer, or rows:N (blocks of N output
+ *                                 ; channels; needs channel or group:G, and qat = none)
  *   of = base                     ; gpt: base | finetune, the checkpoint the maps are for
  *
  * methods and qat together name at least one method. The gpt's [mixed]
@@ -248,6 +250,7 @@ typedef struct qat_experiment {
     int mixed_qat_epochs, mixed_qat_steps, mixed_qat_eval_every;
     double mixed_qat_lr;
     int mixed_calib, mixed_max_probes;
+    int mixed_unit_rows;                        /* 0: whole layers; N: blocks of N output channels */
     qat_ptq_source mixed_of;                    /* gpt */
 } qat_experiment;
 
@@ -335,6 +338,7 @@ typedef struct qat_run_spec {
     int ncandidates;                /* 0: every width 2..8 */
     int candidates[QAT_BITS_MAX_CANDIDATES];
     int max_probes;
+    int unit_rows;              /* qat bits --unit: 0 layer, N rows:N */
 } qat_run_spec;
 
 /* The grid: the baselines first (one per seed, in seed order), then for each

@@ -203,6 +203,7 @@ static qat_status execute_mixed(const qat_run_spec *r, const char *dir, const qa
         .sensitivity = r->sensitivity,
         .ncandidates = r->ncandidates,
         .max_probes = r->max_probes,
+        .unit_rows = r->unit_rows,
         .out_map = map,
         .sensitivity_cache = r->needs_cost ? cache : NULL,
     };

@@ -91,11 +91,12 @@ Test(experiment_mixed, every_key)
                                            "granularity = group:32\n"
                                            "abits = 8\n"
                                            "methods = rtn, gptq\n"
-                                           "qat = ste, lsq\n"
                                            "qat_epochs = 2\n"
                                            "qat_lr = 5e-4\n"
                                            "calib = 4\n"
-                                           "max_probes = 12\n"));
+                                           "max_probes = 12\n"
+                                           "qat = none\n"
+                                           "unit = rows:16\n"));
     cr_expect_eq(e.n_mixed_strategies, 3);
     cr_expect_str_eq(e.mixed_strategies[1], "greedy");
     cr_expect_str_eq(e.mixed_strategies[2], "hawq");
@@ -109,7 +110,8 @@ Test(experiment_mixed, every_key)
     cr_expect(e.mixed_gran.gran == QAT_GRAN_GROUP && e.mixed_gran.group == 32);
     cr_expect_eq(e.mixed_abits, 8);
     cr_expect(e.n_mixed_methods == 2 && !e.mixed_gptq[0] && e.mixed_gptq[1]);
-    cr_expect(e.n_mixed_qat == 2 && e.mixed_qat[0] == QAT_QUANTIZER_STE && e.mixed_qat[1] == QAT_QUANTIZER_LSQ);
+    cr_expect_eq(e.n_mixed_qat, 0);
+    cr_expect_eq(e.mixed_unit_rows, 16);
     cr_expect_eq(e.mixed_qat_epochs, 2);
     cr_expect_eq(e.mixed_qat_lr, 5e-4);
     cr_expect_eq(e.mixed_calib, 4);
@@ -124,10 +126,19 @@ Test(experiment_mixed, every_key)
     cr_expect_eq(g.mixed_qat_steps, 40);
     cr_expect_eq(g.mixed_qat_eval_every, 10);
     cr_expect_eq(g.mixed_of, QAT_PTQ_OF_FINETUNE);
+    cr_expect_eq(g.mixed_unit_rows, 0, "whole layers by default");
+    qat_experiment q = parse_ok(image_with("[mixed]\nstrategies = hawq\nbudgets = 3\nqat = ste, lsq\n"));
+    cr_expect(q.n_mixed_qat == 2 && q.mixed_qat[0] == QAT_QUANTIZER_STE && q.mixed_qat[1] == QAT_QUANTIZER_LSQ);
 }
 
 Test(experiment_mixed, bad_values_name_file_and_line)
 {
+    parse_fails(image_with("[mixed]\nstrategies = hawq\nbudgets = 3\nunit = rows\n"),
+                "mix.ini:9: [mixed] unit: 'rows': expected layer or rows:N", NULL);
+    parse_fails(image_with("[mixed]\nstrategies = hawq\nbudgets = 3\nunit = rows:8\nqat = ste\n"),
+                "mix.ini:9: [mixed] unit: 'rows:8'", "QAT", NULL);
+    parse_fails(image_with("[mixed]\nstrategies = hawq\nbudgets = 3\ngranularity = tensor\nunit = rows:8\n"),
+                "mix.ini:10: [mixed] unit: 'rows:8'", "per-row scales", NULL);
     parse_fails(image_with("[mixed]\nbudgets = 3\n"), "mix.ini:6: [mixed] lacks the required key 'strategies'", NULL);
     parse_fails(image_with("[mixed]\nstrategies = uniform\n"), "mix.ini:6: [mixed] lacks the required key 'budgets'",
                 NULL);
@@ -285,7 +296,7 @@ Test(experiment_mixed, ids_are_pinned_and_follow_the_settings_that_matter)
     cr_expect_str_eq(h.runs[1].id, g.runs[1].id);
     cr_expect_str_neq(h.runs[2].id, g.runs[2].id, "hessian does");
     /* Every other setting changes both. */
-    const char *const changes[] = { "candidates = 2, 4\n", "abits = 8\n", "calib = 9\n" };
+    const char *const changes[] = { "candidates = 2, 4\n", "abits = 8\n", "calib = 9\n", "unit = rows:8\n" };
     for (size_t i = 0; i < QAT_ARRAY_LEN(changes); i++) {
         snprintf(text, sizeof text, "%s%s", base, changes[i]);
         grid c = expand(text);
@@ -295,6 +306,10 @@ Test(experiment_mixed, ids_are_pinned_and_follow_the_settings_that_matter)
     }
     snprintf(text, sizeof text, "%sgranularity = group:64\n", base);
     grid gg = expand(text);
+    snprintf(text, sizeof text, "%sunit = layer\n", base);
+    grid u = expand(text);
+    cr_expect_str_eq(u.runs[2].id, g.runs[2].id, "unit = layer is the default and keeps the ids");
+    free(u.runs);
     cr_expect(strncmp(gg.runs[1].id, "mixed-uniform-rtn-b2p5-g64-s1-", 30) == 0, "%s", gg.runs[1].id);
     snprintf(text, sizeof text, "[experiment]\nname = m\nmodel = mlp\n[mixed]\nstrategies = greedy\n"
                                 "budgets = 120KB\nmethods = none\nqat = pact\n");
