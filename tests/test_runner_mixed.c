@@ -163,3 +163,51 @@ Test(runner_mixed, maps_ptq_results_and_report, .timeout = 900)
     }
     free(csv), free(runs);
 }
+
+/* unit = rows:N: every strategy allocates by blocks of output channels; the
+ * runs' bits.csv lists the blocks, the map gives layers runs of rows, and
+ * the checkpoint takes the bytes the map says. */
+Test(runner_mixed, blocks_of_rows, .timeout = 900)
+{
+    if (!test_have_data_and_device()) cr_skip_test("needs Fashion-MNIST and a Vulkan device");
+    static const char spec_text[] =
+        "[experiment]\nname = tinyrows\nmodel = mlp\nseeds = 1\n"
+        "[baseline]\nepochs = 1\ntrain_limit = 1024\nval = 500\nwarmup = 0\n"
+        "[mixed]\nstrategies = greedy\nbudgets = 2.5\nsensitivity = fisher\ncandidates = 2, 3, 4\ncalib = 2\n"
+        "unit = rows:128\n";
+    const char *spec = test_tmp_path("tinyrows.ini");
+    cr_assert_eq(qat_file_write_atomic(spec, spec_text, strlen(spec_text)), QAT_OK);
+    qat_experiment e;
+    cr_assert_eq(qat_experiment_load(spec, &e), QAT_OK, "%s", qat_error_message());
+    qat_run_spec *runs;
+    int count;
+    cr_assert_eq(qat_experiment_expand(&e, &runs, &count), QAT_OK);
+    cr_assert_eq(count, 2);
+    char root[600], dir[700], path[1200];
+    snprintf(root, sizeof root, "%s/runs", test_tmpdir);
+    snprintf(dir, sizeof dir, "%s/tinyrows", root);
+    qat_runner_options o = { .spec_path = spec, .runs_root = root, .shard_index = 1, .shard_count = 1,
+                             .no_report = report_gnuplot_check() != QAT_OK, .quiet = true };
+    cr_assert_eq(qat_runner_run(&o), QAT_OK, "%s", qat_error_message());
+    snprintf(path, sizeof path, "%s/%s/bits.csv", dir, runs[1].id);
+    int n;
+    char(*names)[64];
+    int *bits;
+    cr_assert_eq(report_bits_csv_load(path, &n, &names, &bits), QAT_OK, "%s", qat_error_message());
+    cr_expect_eq(n, 5, "fc1 and fc2 in two blocks of 128 rows, fc3 in one of 10");
+    cr_expect_str_eq(names[0], "fc1[0:128]");
+    cr_expect_str_eq(names[3], "fc2[128:256]");
+    cr_expect_str_eq(names[4], "fc3[0:10]");
+    free(names), free(bits);
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    char *csv = slurp(path);
+    char v[64];
+    field(csv, runs[1].id, 11, v, sizeof v);
+    snprintf(path, sizeof path, "%s/%s/bits.map", dir, runs[1].id);
+    cr_expect_eq(strtoull(v, NULL, 10), map_model_bytes(path), "model_bytes %s", v);
+    field(csv, runs[1].id, 8, v, sizeof v);
+    cr_expect(atof(v) > 0.3, "test accuracy %s", v);
+    char *map = slurp(path);
+    cr_expect(strstr(map, "\n#   fc1[128:256] "), "one comment line per block: %s", map);
+    free(map), free(csv), free(runs);
+}
