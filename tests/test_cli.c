@@ -379,6 +379,36 @@ Test(cli, ptq_and_qat_write_checkpoints_that_eval_reproduces, .timeout = 600)
  * hawq, the map it writes is one `qat ptq` takes, the checkpoint that PTQ
  * writes has exactly the bytes `qat bits` accounted, and the same seed gives
  * the same map. */
+/* The model bytes `qat bits` printed ("... model N bytes ..."). */
+static double printed_model_bytes(const char *out)
+{
+    const char *model = strstr(out, "model ");
+    cr_assert_not_null(model, "%s", out);
+    return strtod(model + 6, NULL);
+}
+
+/* A bit map over a checkpoint's layers, row by row: every row's width must
+ * be one of `widths` (digits); sums the weights and their code bits. */
+static void map_code_bits(const char *ckpt, const char *map, const char *widths, double *weights, double *code_bits)
+{
+    qat_qmodel qm;
+    cr_assert_eq(qat_qmodel_load(ckpt, &qm), QAT_OK);
+    qat_qconfig qc;
+    qat_qconfig_uniform(&qc, &qm.desc, 5, 0, QAT_GRAN_CHANNEL, 0);
+    cr_assert_eq(qat_qconfig_load_bits_map(&qc, map), QAT_OK, "%s", qat_error_message());
+    *weights = *code_bits = 0;
+    for (int l = 0; l < qc.nlayers; l++) {
+        qat_qscheme s = qat_qconfig_weight_scheme(&qc, l);
+        for (int64_t row = 0; row < qm.desc.layers[l].rows; row++) {
+            const int b = qat_qscheme_row_bits(&s, row);
+            cr_expect(strchr(widths, '0' + b), "%s row %lld: %d bits", qm.desc.layers[l].name, (long long)row, b);
+            *weights += (double)qm.desc.layers[l].cols;
+            *code_bits += (double)qm.desc.layers[l].cols * b;
+        }
+    }
+    qat_qmodel_free(&qm);
+}
+
 Test(cli, bits_maps_a_budget_that_ptq_meets_to_the_byte, .timeout = 600)
 {
     expect_error((const char *[]){ "bits", "--ckpt", "x", "--out", "y.map", "--budget", "3", NULL }, 2,
@@ -425,25 +455,16 @@ Test(cli, bits_maps_a_budget_that_ptq_meets_to_the_byte, .timeout = 600)
         cr_assert_eq(r.status, 0, "qat bits --sensitivity %s: %s", sens[k], r.err);
         cr_expect(!strstr(r.err, "validation"), "Vulkan validation messages: %s", r.err);
         cr_expect(strstr(r.out, sens[k]) && strstr(r.out, "fc1") && strstr(r.out, "fc3"), "%s", r.out);
-        const char *model = strstr(r.out, "model ");
-        cr_assert_not_null(model, "%s", r.out);
-        double bits_model_bytes = strtod(model + 6, NULL);
+        double bits_model_bytes = printed_model_bytes(r.out);
         /* The map is one PTQ reads, every layer at a candidate width. */
-        qat_qmodel qm;
-        cr_assert_eq(qat_qmodel_load(ckpt, &qm), QAT_OK);
-        qat_qconfig qc;
-        qat_qconfig_uniform(&qc, &qm.desc, 5, 0, QAT_GRAN_CHANNEL, 0);
-        cr_assert_eq(qat_qconfig_load_bits_map(&qc, map), QAT_OK, "%s", qat_error_message());
-        double weights = 0, code_bits = 0;
-        for (int l = 0; l < qc.nlayers; l++) {
-            int b = qc.layers[l].wbits;
-            cr_expect(b == 2 || b == 3 || b == 4 || b == 8, "%s: %d bits", qm.desc.layers[l].name, b);
-            cr_expect_eq(qc.layers[l].gran, QAT_GRAN_GROUP);
-            weights += (double)(qm.desc.layers[l].rows * qm.desc.layers[l].cols);
-            code_bits += (double)(qm.desc.layers[l].rows * qm.desc.layers[l].cols) * b;
-        }
+        double weights, code_bits;
+        map_code_bits(ckpt, map, "2348", &weights, &code_bits);
         cr_expect(code_bits <= 3 * weights, "%.0f code bits for %.0f weights exceed 3 bits each", code_bits, weights);
-        qat_qmodel_free(&qm);
+        size_t map_size;
+        char *map_text = read_file(map, &map_size);
+        cr_expect(strstr(map_text, "\nfc1 ") && strstr(map_text, " group:64 "), "the map keeps --granularity: %s",
+                  map_text);
+        free(map_text);
         snprintf(out, sizeof out, "%s/ptq-%s", dir, sens[k]);
         run_qat(&r, (const char *[]){ "ptq", "--ckpt", ckpt, "--wbits", "5", "--abits", "fp32", "--bits-map", map,
                                       "--calib", "2", "--batch", "64", "--val", "500", "--quiet", "--out", out,
@@ -541,26 +562,10 @@ Test(cli, bits_by_blocks_of_rows_writes_runs_that_ptq_takes, .timeout = 600)
                                   "64", "--val", "500", "--out", map, NULL });
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_expect(strstr(r.out, "fc1[0:64]") && strstr(r.out, "fc2[192:256]") && strstr(r.out, "fc3[0:10]"), "%s", r.out);
-    const char *model = strstr(r.out, "model ");
-    cr_assert_not_null(model, "%s", r.out);
-    double bits_model_bytes = strtod(model + 6, NULL);
-    qat_qmodel qm;
-    cr_assert_eq(qat_qmodel_load(ckpt, &qm), QAT_OK);
-    qat_qconfig qc;
-    qat_qconfig_uniform(&qc, &qm.desc, 8, 0, QAT_GRAN_CHANNEL, 0);
-    cr_assert_eq(qat_qconfig_load_bits_map(&qc, map), QAT_OK, "%s", qat_error_message());
-    double weights = 0, code_bits = 0;
-    for (int l = 0; l < qc.nlayers; l++) {
-        qat_qscheme s = qat_qconfig_weight_scheme(&qc, l);
-        for (int64_t row = 0; row < qm.desc.layers[l].rows; row++) {
-            const int b = qat_qscheme_row_bits(&s, row);
-            cr_expect(b >= 2 && b <= 4, "%s row %lld: %d bits", qm.desc.layers[l].name, (long long)row, b);
-            weights += (double)qm.desc.layers[l].cols;
-            code_bits += (double)qm.desc.layers[l].cols * b;
-        }
-    }
+    double bits_model_bytes = printed_model_bytes(r.out);
+    double weights, code_bits;
+    map_code_bits(ckpt, map, "234", &weights, &code_bits);
     cr_expect(code_bits <= 2.5 * weights, "%.0f code bits for %.0f weights exceed 2.5 bits each", code_bits, weights);
-    qat_qmodel_free(&qm);
     snprintf(out, sizeof out, "%s/ptq", dir);
     run_qat(&r, (const char *[]){ "ptq", "--ckpt", ckpt, "--wbits", "8", "--abits", "fp32", "--bits-map", map,
                                   "--calib", "2", "--batch", "64", "--val", "500", "--quiet", "--out", out, NULL });

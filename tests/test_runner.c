@@ -80,12 +80,9 @@ Test(runner, resumes_redoes_killed_runs_and_merges_shards, .timeout = 900)
 {
     if (!test_have_data_and_device()) cr_skip_test("needs Fashion-MNIST and a Vulkan device");
     const char *spec = test_tmp_path("tiny.ini");
-    cr_assert_eq(qat_file_write_atomic(spec, tiny_spec, strlen(tiny_spec)), QAT_OK);
-    qat_experiment e;
-    cr_assert_eq(qat_experiment_load(spec, &e), QAT_OK, "%s", qat_error_message());
     qat_run_spec *runs;
     int count;
-    cr_assert_eq(qat_experiment_expand(&e, &runs, &count), QAT_OK);
+    test_spec_expand(spec, tiny_spec, &runs, &count);
     cr_assert_eq(count, 4, "baseline, two PTQ runs, one QAT run");
 
     char root[600], path[900];

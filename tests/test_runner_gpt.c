@@ -137,12 +137,9 @@ Test(runner_gpt, results_csv_from_made_up_run_directories)
     snprintf(root, sizeof root, "%s/runs/fake", test_tmpdir);
     cr_assert_eq(qat_mkdir_p(root), QAT_OK);
     snprintf(path, sizeof path, "%s/experiment.ini", root);
-    write_text(path, FAKE_SPEC);
-    qat_experiment e;
-    cr_assert_eq(qat_experiment_load(path, &e), QAT_OK, "%s", qat_error_message());
     qat_run_spec *runs;
     int count;
-    cr_assert_eq(qat_experiment_expand(&e, &runs, &count), QAT_OK);
+    test_spec_expand(path, FAKE_SPEC, &runs, &count);
     /* baseline, finetune, PTQ of each, QAT, QLoRA nf4 and fp32 */
     cr_assert_eq(count, 7);
     make_run(root, &runs[0], "{\"kind\": \"train\", \"model\": \"gpt\", \"val_bpc\": 5.9, \"trainable_params\": 12016, "
@@ -241,12 +238,9 @@ Test(runner_gpt, a_baseline_alone_reports_its_own_bpc)
     snprintf(root, sizeof root, "%s/runs/alone", test_tmpdir);
     cr_assert_eq(qat_mkdir_p(root), QAT_OK);
     snprintf(path, sizeof path, "%s/experiment.ini", root);
-    write_text(path, spec);
-    qat_experiment e;
-    cr_assert_eq(qat_experiment_load(path, &e), QAT_OK, "%s", qat_error_message());
     qat_run_spec *runs;
     int count;
-    cr_assert_eq(qat_experiment_expand(&e, &runs, &count), QAT_OK);
+    test_spec_expand(path, spec, &runs, &count);
     cr_assert_eq(count, 1);
     make_run(root, &runs[0], "{\"val_bpc\": 3.25, \"trainable_params\": 100, \"model_bytes\": 400, "
                              "\"wall_seconds\": 2, \"peak_device_bytes\": 5}", true);
@@ -326,12 +320,9 @@ Test(runner_gpt, tiny_experiment_runs_every_arm_reuses_them_and_merges_shards, .
     if (!have_corpus_and_device())
         cr_skip_test("needs the fortunes corpus (debian, linuxcookie) and a Vulkan device");
     const char *spec = test_tmp_path("tiny.ini");
-    write_text(spec, TINY_SPEC);
-    qat_experiment e;
-    cr_assert_eq(qat_experiment_load(spec, &e), QAT_OK, "%s", qat_error_message());
     qat_run_spec *runs;
     int count;
-    cr_assert_eq(qat_experiment_expand(&e, &runs, &count), QAT_OK);
+    test_spec_expand(spec, TINY_SPEC, &runs, &count);
     cr_assert_eq(count, 9, "baseline, finetune, 4 PTQ, QAT, 2 QLoRA");
 
     char root[600], dir[700], path[1200];

@@ -56,12 +56,9 @@ Test(runner_mixed, maps_ptq_results_and_report, .timeout = 900)
 {
     if (!test_have_data_and_device()) cr_skip_test("needs Fashion-MNIST and a Vulkan device");
     const char *spec = test_tmp_path("tinymix.ini");
-    cr_assert_eq(qat_file_write_atomic(spec, mixed_spec, strlen(mixed_spec)), QAT_OK);
-    qat_experiment e;
-    cr_assert_eq(qat_experiment_load(spec, &e), QAT_OK, "%s", qat_error_message());
     qat_run_spec *runs;
     int count;
-    cr_assert_eq(qat_experiment_expand(&e, &runs, &count), QAT_OK);
+    test_spec_expand(spec, mixed_spec, &runs, &count);
     cr_assert_eq(count, 5, "baseline, 2 strategies x 2 budgets");
 
     /* Shards: the mixed runs split, the baseline in both. */
@@ -176,12 +173,9 @@ Test(runner_mixed, blocks_of_rows, .timeout = 900)
         "[mixed]\nstrategies = greedy\nbudgets = 2.5\nsensitivity = fisher\ncandidates = 2, 3, 4\ncalib = 2\n"
         "unit = rows:128\n";
     const char *spec = test_tmp_path("tinyrows.ini");
-    cr_assert_eq(qat_file_write_atomic(spec, spec_text, strlen(spec_text)), QAT_OK);
-    qat_experiment e;
-    cr_assert_eq(qat_experiment_load(spec, &e), QAT_OK, "%s", qat_error_message());
     qat_run_spec *runs;
     int count;
-    cr_assert_eq(qat_experiment_expand(&e, &runs, &count), QAT_OK);
+    test_spec_expand(spec, spec_text, &runs, &count);
     cr_assert_eq(count, 2);
     char root[600], dir[700], path[1200];
     snprintf(root, sizeof root, "%s/runs", test_tmpdir);

@@ -138,3 +138,11 @@ void test_random_mlp(qat_qmodel *qm, uint64_t seed, float bound)
         }
     }
 }
+
+void test_spec_expand(const char *path, const char *text, qat_run_spec **runs, int *count)
+{
+    cr_assert_eq(qat_file_write_atomic(path, text, strlen(text)), QAT_OK, "%s", qat_error_message());
+    qat_experiment e;
+    cr_assert_eq(qat_experiment_load(path, &e), QAT_OK, "%s", qat_error_message());
+    cr_assert_eq(qat_experiment_expand(&e, runs, count), QAT_OK, "%s", qat_error_message());
+}

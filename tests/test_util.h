@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include "qat/context.h"
+#include "qat/experiment.h"
 #include "qat/qmodel.h"
 
 /* Path of a file under tests/ (e.g. "golden/mlp_golden.safetensors"),
@@ -55,5 +56,9 @@ bool test_have_fortunes_and_device(void);
  * layer's 1 / sqrt(fan_in)) from test_rng {seed}, weight then bias per layer;
  * free with qat_qmodel_free. */
 void test_random_mlp(qat_qmodel *qm, uint64_t seed, float bound);
+
+/* Writes an experiment spec to `path`, loads it and expands its grid into
+ * *runs (to free) and *count; fails the test on any error. */
+void test_spec_expand(const char *path, const char *text, qat_run_spec **runs, int *count);
 
 #endif
