@@ -287,8 +287,8 @@ qat_status report_csv_read_rows(const char *text, size_t len, const char *source
                 if (strcmp(other + fmt->id_offset, id) == 0) {
                     int first;
                     memcpy(&first, other + fmt->line_offset, sizeof first);
-                    st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: run %s is listed twice (first at line %d)", source,
-                                       line, id, first);
+                    st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: %s %s is listed twice (first at line %d)", source,
+                                       line, fmt->noun, id, first);
                 }
             }
             if (st == QAT_OK) n++;
@@ -296,7 +296,8 @@ qat_status report_csv_read_rows(const char *text, size_t len, const char *source
         p = next;
     }
     if (st == QAT_OK && !header_seen) st = qat_error_set(QAT_ERR_FORMAT, "%s: empty file, expected a header", source);
-    if (st == QAT_OK && n == 0) st = qat_error_set(QAT_ERR_FORMAT, "%s: no runs after the header", source);
+    if (st == QAT_OK && n == 0)
+        st = qat_error_set(QAT_ERR_FORMAT, "%s: no %ss after the header", source, fmt->noun);
     free(copy);
     if (st != QAT_OK) {
         free(list);
@@ -315,7 +316,7 @@ qat_status report_results_parse(const char *text, size_t len, const char *source
 {
     static const report_csv_format format = {
         REPORT_RESULTS_HEADER, QAT_REPORT_RESULTS_HEADER_V1, REPORT_RESULTS_FIELDS, REPORT_RESULTS_FIELDS_V1,
-        sizeof(report_run), offsetof(report_run, run_id), offsetof(report_run, line), parse_row_any,
+        sizeof(report_run), offsetof(report_run, run_id), offsetof(report_run, line), parse_row_any, "run",
     };
     void *rows;
     qat_status st = report_csv_read_rows(text, len, source, &format, &rows, count);

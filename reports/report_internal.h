@@ -47,16 +47,18 @@ typedef struct report_run {
 qat_status report_results_parse(const char *text, size_t len, const char *source, report_run **runs, int *count);
 qat_status report_results_load(const char *path, report_run **runs, int *count);
 
-/* The results.csv readers' common loop: the header (current or v1), one row
- * per non-empty line parsed into an array of row_size-byte records, each
- * record's run id (a char array at id_offset) unique (its int line at
- * line_offset names the first); errors name source:line. */
+/* The CSV readers' common loop (results.csv, bits.csv): the header (current
+ * or v1), one row per non-empty line (a trailing CR dropped) parsed into an
+ * array of row_size-byte records, each record's key (a char array at
+ * id_offset) unique (its int line at line_offset names the first); errors
+ * name source:line and call a row `noun` ("run", "layer"). */
 #define REPORT_CSV_MAX_FIELDS 32
 typedef struct report_csv_format {
     const char *header, *header_v1;
     int nfields, nfields_v1;
     size_t row_size, id_offset, line_offset;
     qat_status (*parse_row)(char **fields, int nfields, const char *source, int line, void *row);
+    const char *noun;
 } report_csv_format;
 qat_status report_csv_read_rows(const char *text, size_t len, const char *source, const report_csv_format *fmt,
                                 void **rows, int *count);

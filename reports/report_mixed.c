@@ -164,47 +164,45 @@ static void layer_bits_free(layer_bits *l)
 }
 
 /* RUN/bits.csv: layer,weights,bits,bytes,sensitivity,cost. */
+typedef struct bits_row {
+    char name[64];
+    int bits, line;
+} bits_row;
+
+static qat_status bits_row_parse(char **f, int nfields, const char *source, int line, void *out)
+{
+    (void)nfields;
+    bits_row *row = out;
+    row->line = line;
+    QAT_TRY(report_csv_copy(row->name, sizeof row->name, f[0], "layer", source, line));
+    return report_csv_bits(f[2], "bits", source, line, &row->bits);
+}
+
 qat_status report_bits_csv_load(const char *path, int *nlayers, char (**names)[64], int **bits)
 {
     *nlayers = 0, *names = NULL, *bits = NULL;
+    static const report_csv_format format = {
+        "layer,weights,bits,bytes,sensitivity,cost", "layer,weights,bits,bytes,sensitivity,cost", 6, 6,
+        sizeof(bits_row), offsetof(bits_row, name), offsetof(bits_row, line), bits_row_parse, "layer",
+    };
     void *data;
     size_t size;
     QAT_TRY(qat_file_read_all(path, &data, &size));
-    static const char header[] = "layer,weights,bits,bytes,sensitivity,cost";
-    qat_status st = QAT_OK;
-    int line = 0, cap = 0;
-    for (char *p = data; *p && st == QAT_OK;) {
-        char *eol = strchr(p, '\n');
-        char *next = eol ? eol + 1 : p + strlen(p);
-        if (eol) *eol = '\0';
-        line++;
-        if (line == 1) {
-            if (strcmp(p, header) != 0) st = qat_error_set(QAT_ERR_FORMAT, "%s:1: header is not '%s'", path, header);
-        } else if (*p) {
-            char *f[6];
-            int value;
-            if (report_csv_split(p, f, 6) != 6) {
-                st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: expected 6 fields", path, line);
-                break;
-            }
-            if ((st = report_csv_bits(f[2], "bits", path, line, &value)) != QAT_OK) break;
-            if (*nlayers == cap) {
-                cap = cap ? 2 * cap : 16;
-                *names = qat_xrealloc(*names, (size_t)cap * sizeof **names);
-                *bits = qat_xrealloc(*bits, (size_t)cap * sizeof **bits);
-            }
-            snprintf((*names)[*nlayers], sizeof **names, "%s", f[0]);
-            (*bits)[(*nlayers)++] = value;
-        }
-        p = next;
-    }
-    if (st == QAT_OK && !*nlayers) st = qat_error_set(QAT_ERR_FORMAT, "%s: no layers", path);
+    void *rows;
+    int n;
+    qat_status st = report_csv_read_rows(data, size, path, &format, &rows, &n);
     free(data);
-    if (st != QAT_OK) {
-        free(*names), free(*bits);
-        *nlayers = 0, *names = NULL, *bits = NULL;
+    QAT_TRY(st);
+    const bits_row *r = rows;
+    *names = qat_xmalloc((size_t)n * sizeof **names);
+    *bits = qat_xmalloc((size_t)n * sizeof **bits);
+    for (int i = 0; i < n; i++) {
+        memcpy((*names)[i], r[i].name, sizeof r[i].name);
+        (*bits)[i] = r[i].bits;
     }
-    return st;
+    *nlayers = n;
+    free(rows);
+    return QAT_OK;
 }
 
 /* Grouped bars of one budget: a group per layer, a bar per strategy (its
@@ -243,9 +241,12 @@ static bool plot_bits(const report_mixed *m, const char *run_dir, const char *bu
         shown++;
     }
     if (ok && shown) {
+        /* qat bits --unit rows:N names its units "fc1[0:16]". */
+        bool blocks = false;
+        for (int k = 0; k < l[first].n; k++) blocks |= strchr(l[first].name[k], '[') != NULL;
         char title[128];
-        snprintf(title, sizeof title, "Weight bits per layer at budget %s", budget);
-        report_plot_style(sb, title, "layer", "weight bits");
+        snprintf(title, sizeof title, "Weight bits per %s at budget %s", blocks ? "block of rows" : "layer", budget);
+        report_plot_style(sb, title, blocks ? "layer[rows]" : "layer", "weight bits");
         qat_strbuf_append_str(sb, "set style data histograms\nset style histogram clustered gap 1\n"
                                   "set style fill solid 0.85 border -1\nset boxwidth 0.9 relative\n"
                                   "set yrange [0:8.9]\nset ytics 1\nset grid noxtics\nset key outside right top\n");

@@ -94,7 +94,7 @@ qat_status report_text_results_parse(const char *text, size_t len, const char *s
     static const report_csv_format format = {
         QAT_REPORT_TEXT_RESULTS_HEADER, QAT_REPORT_TEXT_RESULTS_HEADER_V1, REPORT_TEXT_RESULTS_FIELDS,
         REPORT_TEXT_RESULTS_FIELDS_V1, sizeof(report_text_run), offsetof(report_text_run, run_id),
-        offsetof(report_text_run, line), text_row_any,
+        offsetof(report_text_run, line), text_row_any, "run",
     };
     void *rows;
     qat_status st = report_csv_read_rows(text, len, source, &format, &rows, count);

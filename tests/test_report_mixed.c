@@ -214,3 +214,34 @@ Test(report_mixed, pareto_merges_budgets_that_gave_one_model)
               "%s", gp);
     free(gp);
 }
+
+/* bits.csv, per layer or block of rows: CRLF line ends read as LF; a bad
+ * header, width, repeated layer or empty table is an error naming the line. */
+Test(report_mixed, bits_csv_rows_and_errors)
+{
+    const char *path = test_tmp_path("bits.csv");
+    write_text(path, "layer,weights,bits,bytes,sensitivity,cost\r\nfc1[0:16],25088,2,6400,0.1,0.2\r\n"
+                     "fc1[16:32],25088,8,25216,,\r\n\r\nfc2,1280,3,560,0.5,0.01\r\n");
+    int n;
+    char(*names)[64];
+    int *bits;
+    cr_assert_eq(report_bits_csv_load(path, &n, &names, &bits), QAT_OK, "%s", qat_error_message());
+    cr_expect_eq(n, 3);
+    cr_expect_str_eq(names[1], "fc1[16:32]");
+    cr_expect_str_eq(names[2], "fc2");
+    cr_expect(bits[0] == 2 && bits[1] == 8 && bits[2] == 3);
+    free(names), free(bits);
+    const char *bad[][2] = {
+        {"layer,bits\nfc1,3\n", "bits.csv:1: header"},
+        {"layer,weights,bits,bytes,sensitivity,cost\nfc1,10,9,4,,\n", "bits.csv:2:"},
+        {"layer,weights,bits,bytes,sensitivity,cost\nfc1,10,3,4,,\nfc1,10,2,4,,\n", "layer fc1 is listed twice"},
+        {"layer,weights,bits,bytes,sensitivity,cost\n", "no layers"},
+        {"layer,weights,bits,bytes,sensitivity,cost\nfc1,10,3\n", "bits.csv:2: 3 fields, expected 6"},
+    };
+    for (size_t i = 0; i < QAT_ARRAY_LEN(bad); i++) {
+        write_text(path, bad[i][0]);
+        cr_expect_eq(report_bits_csv_load(path, &n, &names, &bits), QAT_ERR_FORMAT, "accepted %s", bad[i][0]);
+        cr_expect(strstr(qat_error_message(), bad[i][1]), "%s: %s", bad[i][0], qat_error_message());
+        cr_expect(n == 0 && names == NULL && bits == NULL);
+    }
+}
