@@ -154,13 +154,43 @@ typedef struct layer_bits {
     int n;
     char (*name)[64];
     int *bits;
+    double *value;           /* what a bar shows: bits, or a layer's mean over its blocks */
 } layer_bits;
 
 static void layer_bits_free(layer_bits *l)
 {
     free(l->name);
     free(l->bits);
+    free(l->value);
     memset(l, 0, sizeof *l);
+}
+
+/* Past this many blocks of rows (a gpt at rows:32 has about 150) the bars
+ * are drawn per layer, at the mean width of its rows. */
+#define MAX_BLOCK_BARS 48
+
+/* Replaces blocks "L[a:b]" by one entry per layer L valued at the
+ * row-weighted mean of its blocks' widths. */
+static void merge_blocks(layer_bits *l)
+{
+    int out = 0;
+    double sum = 0, rows = 0;
+    for (int k = 0; k < l->n; k++) {
+        const char *bracket = strchr(l->name[k], '[');
+        size_t len = bracket ? (size_t)(bracket - l->name[k]) : strlen(l->name[k]);
+        long long a = 0, b = 1;
+        if (!bracket || sscanf(bracket, "[%lld:%lld]", &a, &b) != 2 || b <= a) a = 0, b = 1;
+        char layer[64];
+        snprintf(layer, sizeof layer, "%.*s", (int)len, l->name[k]);
+        if (!out || strcmp(l->name[out - 1], layer) != 0) {
+            memcpy(l->name[out++], layer, sizeof layer);
+            sum = rows = 0;
+        }
+        sum += (double)l->bits[k] * (double)(b - a);
+        rows += (double)(b - a);
+        l->value[out - 1] = sum / rows;
+    }
+    l->n = out;
 }
 
 /* RUN/bits.csv: layer,weights,bits,bytes,sensitivity,cost. */
@@ -213,7 +243,7 @@ static bool plot_bits(const report_mixed *m, const char *run_dir, const char *bu
     const char *strategies[MAX_DISTINCT];
     int ns = distinct(m, offsetof(report_mixed_run, strategy), strategies, MAX_DISTINCT);
     layer_bits *l = qat_xcalloc((size_t)ns, sizeof *l);
-    bool ok = true;
+    bool ok = true, merged = false;
     int shown = 0;
     for (int s = 0; s < ns && ok; s++) {
         const report_mixed_run *r = NULL;
@@ -225,6 +255,13 @@ static bool plot_bits(const report_mixed *m, const char *run_dir, const char *bu
         if (report_bits_csv_load(path, &l[s].n, &l[s].name, &l[s].bits) != QAT_OK) {
             report_note(notes, "per-layer bits at budget %s left out: %s", budget, qat_error_message());
             ok = false;
+            continue;
+        }
+        l[s].value = qat_xmalloc((size_t)l[s].n * sizeof *l[s].value);
+        for (int k = 0; k < l[s].n; k++) l[s].value[k] = l[s].bits[k];
+        if (l[s].n > MAX_BLOCK_BARS && strchr(l[s].name[0], '[')) {
+            merge_blocks(&l[s]);
+            merged = true;
         }
     }
     int first = -1;
@@ -241,11 +278,14 @@ static bool plot_bits(const report_mixed *m, const char *run_dir, const char *bu
         shown++;
     }
     if (ok && shown) {
-        /* qat bits --unit rows:N names its units "fc1[0:16]". */
+        /* qat bits --unit rows:N names its units "fc1[0:16]"; many of them
+         * were merged into layers above. */
         bool blocks = false;
         for (int k = 0; k < l[first].n; k++) blocks |= strchr(l[first].name[k], '[') != NULL;
         char title[128];
-        snprintf(title, sizeof title, "Weight bits per %s at budget %s", blocks ? "block of rows" : "layer", budget);
+        if (blocks) snprintf(title, sizeof title, "Weight bits per block of rows at budget %s", budget);
+        else snprintf(title, sizeof title, "Weight bits per layer%s at budget %s", merged ? " (mean over its rows)" : "",
+                      budget);
         report_plot_style(sb, title, blocks ? "layer[rows]" : "layer", "weight bits");
         qat_strbuf_append_str(sb, "set style data histograms\nset style histogram clustered gap 1\n"
                                   "set style fill solid 0.85 border -1\nset boxwidth 0.9 relative\n"
@@ -258,7 +298,7 @@ static bool plot_bits(const report_mixed *m, const char *run_dir, const char *bu
         for (int k = 0; k < l[first].n; k++) {
             report_gp_data_string(sb, l[first].name[k]);
             for (int s = 0; s < ns; s++)
-                if (l[s].n) qat_strbuf_printf(sb, " %d", l[s].bits[k]);
+                if (l[s].n) qat_strbuf_printf(sb, " %.4g", l[s].value[k]);
             qat_strbuf_putc(sb, '\n');
         }
         qat_strbuf_append_str(sb, "EOD\n");

@@ -245,3 +245,32 @@ Test(report_mixed, bits_csv_rows_and_errors)
         cr_expect(n == 0 && names == NULL && bits == NULL);
     }
 }
+
+/* More than 48 blocks of rows: the bars show each layer at the row-weighted
+ * mean width of its blocks. */
+Test(report_mixed, many_blocks_are_drawn_per_layer, .timeout = 240)
+{
+    if (report_gnuplot_check() != QAT_OK) cr_skip_test("gnuplot is not installed");
+    const char *dir = make_gpt_dir(false);
+    const char *ids[2] = { "mixed-uniform-rtn-b3-g64-s1-aaaa0001", "mixed-hawq-rtn-b3-g64-s1-aaaa0003" };
+    char path[1024];
+    for (int i = 0; i < 2; i++) {
+        qat_strbuf csv = { 0 };
+        qat_strbuf_printf(&csv, "layer,weights,bits,bytes,sensitivity,cost\n");
+        /* a: 40 blocks of one row (hawq: 2 and 4 in turn, mean 3); b: 10 of
+         * two rows and one of 12 (hawq: 2, 2, then 3: mean 2.875). */
+        for (int k = 0; k < 40; k++) qat_strbuf_printf(&csv, "a[%d:%d],8,%d,1,,\n", k, k + 1, i ? 2 + 2 * (k % 2) : 3);
+        for (int k = 0; k < 10; k++) qat_strbuf_printf(&csv, "b[%d:%d],16,%d,1,,\n", 2 * k, 2 * k + 2, i && k < 2 ? 2 : 3);
+        qat_strbuf_printf(&csv, "b[20:32],96,3,1,,\n");
+        snprintf(path, sizeof path, "%s/%s/bits.csv", dir, ids[i]);
+        write_text(path, csv.data);
+        qat_strbuf_free(&csv);
+    }
+    qat_report_options o = { .run_dir = dir, .quiet = true };
+    cr_assert_eq(qat_report_build(&o), QAT_OK, "%s", qat_error_message());
+    snprintf(path, sizeof path, "%s/plots/mixed_bits_b3.gp", dir);
+    char *gp = read_text(path);
+    cr_expect(strstr(gp, "mean over its rows"), "%s", gp);
+    cr_expect(strstr(gp, "$bits << EOD\n# layer uniform hawq\n\"a\" 3 3\n\"b\" 3 2.875\nEOD\n"), "%s", gp);
+    free(gp);
+}
