@@ -55,7 +55,7 @@ typedef struct fq_point {
     float s, z, x, qf, y;
 } fq_point;
 
-static fq_point fq_point_at(const qat_fq_params *p, float x, float scale, float zero_point)
+static fq_point fq_point_at(const qat_fq_params *p, float x, float scale, float zero_point, float qmax)
 {
     fq_point t = { scale, zero_point, x, 0, 0 };
     if (p->estimator == QAT_FQ_PACT) {
@@ -64,7 +64,7 @@ static fq_point fq_point_at(const qat_fq_params *p, float x, float scale, float 
         t.z = 0.0f;
         t.x = x < 0.0f ? 0.0f : x > alpha ? alpha : x;
     }
-    float qmin = (float)p->qmin, qmax = (float)p->qmax;
+    float qmin = (float)p->qmin;
     /* Multiplying by the rounded reciprocal (not dividing by s) and adding the
      * zero point after rounding is what makes this PyTorch's result; nearbyintf
      * rounds half to even under the default rounding mode. */
@@ -76,24 +76,29 @@ static fq_point fq_point_at(const qat_fq_params *p, float x, float scale, float 
 }
 
 void qat_fake_quant_forward_ref(float *y, const float *x, size_t n, const float *scale, const float *zero_point,
-                                const qat_fq_params *p)
+                                const float *qmax, const qat_fq_params *p)
 {
+    QAT_ASSERT(!qmax || p->estimator != QAT_FQ_PACT);
     for (size_t i = 0; i < n; i++) {
         size_t k = (size_t)qat_fq_scale_index(&p->layout, (int64_t)i);
-        y[i] = fq_point_at(p, x[i], scale[k], p->estimator == QAT_FQ_PACT ? 0.0f : zero_point[k]).y;
+        y[i] = fq_point_at(p, x[i], scale[k], p->estimator == QAT_FQ_PACT ? 0.0f : zero_point[k],
+                           qmax ? qmax[k] : (float)p->qmax).y;
     }
 }
 
 void qat_fake_quant_backward_ref(float *dx, float *dscale, const float *dy, const float *x, size_t n,
-                                 const float *scale, const float *zero_point, const qat_fq_params *p)
+                                 const float *scale, const float *zero_point, const float *qmax_of,
+                                 const qat_fq_params *p)
 {
+    QAT_ASSERT(!qmax_of || p->estimator != QAT_FQ_PACT);
     bool learned = p->estimator == QAT_FQ_LSQ || p->estimator == QAT_FQ_PACT;
     if (!learned) dscale = NULL;
     if (dscale) memset(dscale, 0, (size_t)qat_fq_scale_count(&p->layout, (int64_t)n) * sizeof *dscale);
-    float qmin = (float)p->qmin, qmax = (float)p->qmax;
+    float qmin = (float)p->qmin;
     for (size_t i = 0; i < n; i++) {
         size_t k = (size_t)qat_fq_scale_index(&p->layout, (int64_t)i);
-        fq_point t = fq_point_at(p, x[i], scale[k], p->estimator == QAT_FQ_PACT ? 0.0f : zero_point[k]);
+        const float qmax = qmax_of ? qmax_of[k] : (float)p->qmax;
+        fq_point t = fq_point_at(p, x[i], scale[k], p->estimator == QAT_FQ_PACT ? 0.0f : zero_point[k], qmax);
         bool below = t.qf < qmin, above = t.qf > qmax;
         if (dx) {
             /* The masks multiply, as PyTorch's dy * mask does, so even the

@@ -9,8 +9,9 @@ enum { MODE_FORWARD, MODE_BACK_DX, MODE_BACK_SCALE };
 enum { LAYOUT_TENSOR, LAYOUT_CHANNEL, LAYOUT_GROUP };
 
 /* iarg: 0 qmin, 1 qmax, 2 estimator, 3 inner, 4 channels, 5 row, 6 group
- * (layout fields as uint32 bits: a per-tensor inner may pass 2^31);
- * farg 0: grad_scale. Every node of the op family carries the same args. */
+ * (layout fields as uint32 bits: a per-tensor inner may pass 2^31), 7: 1
+ * when the inputs hold a per-element qmax after the zero point; farg 0:
+ * grad_scale. Every node of the op family carries the same args. */
 static void store_params(qat_node *n, const qat_fq_params *p)
 {
     n->iarg[0] = p->qmin;
@@ -38,6 +39,11 @@ static bool fits_u32(int64_t v) { return v >= 0 && v <= (int64_t)UINT32_MAX; }
 
 int qat_fake_quant(qat_graph *g, int x, int scale, int zero_point, const qat_fq_params *p)
 {
+    return qat_fake_quant_ranged(g, x, scale, zero_point, -1, p);
+}
+
+int qat_fake_quant_ranged(qat_graph *g, int x, int scale, int zero_point, int qmax, const qat_fq_params *p)
+{
     const qat_tensor *tx = qat_tensor_get(g, x);
     QAT_ASSERT_MSG(tx->dtype == QAT_F32, "fake quantization takes a float tensor");
     QAT_ASSERT_MSG(p->estimator < QAT_FQ_ESTIMATOR_COUNT, "unknown fake-quant estimator");
@@ -52,18 +58,27 @@ int qat_fake_quant(qat_graph *g, int x, int scale, int zero_point, const qat_fq_
     int64_t count = qat_fq_scale_count(l, tx->numel);
     const qat_tensor *ts = qat_tensor_get(g, scale);
     QAT_ASSERT_MSG(ts->dtype == QAT_F32 && ts->numel == count, "fake-quant scale must hold qat_fq_scale_count floats");
-    int in[3] = { x, scale, zero_point };
+    int in[4] = { x, scale, zero_point, qmax };
     int nin = 3;
     if (p->estimator == QAT_FQ_PACT) {
         QAT_ASSERT_MSG(zero_point < 0, "PACT has no zero point: pass -1");
         QAT_ASSERT_MSG(p->qmax > 0, "PACT needs qmax > 0 (s = alpha / qmax)");
+        QAT_ASSERT_MSG(qmax < 0, "PACT takes one code range");
         nin = 2;
     } else {
         const qat_tensor *tz = qat_tensor_get(g, zero_point);
         QAT_ASSERT_MSG(tz->dtype == QAT_F32 && tz->numel == count, "fake-quant zero point must match the scale");
+        if (qmax >= 0) {
+            const qat_tensor *tq = qat_tensor_get(g, qmax);
+            QAT_ASSERT_MSG(tq->dtype == QAT_F32 && tq->numel == count && !tq->requires_grad,
+                           "fake-quant qmax must match the scale and not train");
+            nin = 4;
+        }
     }
     int out = qat_act_like(g, x, NULL);
-    store_params(qat_node_get(g, qat_node_add(g, QAT_OP_FAKE_QUANT, in, nin, out)), p);
+    qat_node *node = qat_node_get(g, qat_node_add(g, QAT_OP_FAKE_QUANT, in, nin, out));
+    store_params(node, p);
+    node->iarg[7] = qmax >= 0;
     return out;
 }
 
@@ -71,7 +86,8 @@ int qat_fake_quant(qat_graph *g, int x, int scale, int zero_point, const qat_fq_
  * `like` (x for dx, the scale for d scale). */
 static int back_node(qat_graph *g, const qat_node *fwd, qat_op op, int dy, int like)
 {
-    int in[4];
+    int in[QAT_NODE_MAX_IN];
+    QAT_ASSERT(fwd->nin < QAT_NODE_MAX_IN);
     for (int i = 0; i < fwd->nin; i++) in[i] = fwd->in[i];
     in[fwd->nin] = dy;
     int out = qat_act_like(g, like, NULL);
@@ -141,11 +157,14 @@ static void encode_fake_quant(const qat_graph *g, const qat_node *n, qat_dispatc
     d->spec.values[1] = (uint32_t)p.estimator;
     d->spec.values[2] = layout;
     d->spec.values[3] = count >= (1u << 22); /* EXACT_DIV: fdiv's estimate is exact below 2^22 */
+    const bool ranged = n->iarg[7] != 0;
+    d->spec.values[5] = ranged; /* PER_SCALE_QMAX */
 
     int at = 0;
     d->binding[0] = n->in[at++];
     d->binding[1] = n->in[at++];
     if (!pact) d->binding[2] = n->in[at++];
+    if (ranged) d->binding[5] = n->in[at++];
     if (mode != MODE_FORWARD) d->binding[3] = n->in[at++];
     QAT_ASSERT(at == n->nin);
     d->binding[4] = n->out;

@@ -179,6 +179,11 @@ typedef struct qat_fq_params {
  * scale gets a gradient (LSQ, PACT) when it is a trainable parameter; the zero
  * point never does. */
 int qat_fake_quant(struct qat_graph *g, int x, int scale, int zero_point, const qat_fq_params *p);
+/* The same with a code range's top per scale element: qmax is an F32 tensor
+ * of qat_fq_scale_count integral values in (qmin, 2^24] (mixed widths across
+ * a weight's rows), read in place of p->qmax everywhere, LSQ's gradient
+ * included; -1 is qat_fake_quant. Not with PACT. */
+int qat_fake_quant_ranged(struct qat_graph *g, int x, int scale, int zero_point, int qmax, const qat_fq_params *p);
 
 /* ---- 4-bit matmul (ops/matmul_q4.c, ops/matmul_q4_vk.c) ------------------
  * The tensors of one frozen 4-bit weight (out, in), made by

@@ -294,13 +294,15 @@ void qat_dropout_forward_ref(float *y, const float *x, /* each (n) */
  * skips it (it is also left alone for the STE estimators). zero_point is not
  * read for PACT and may be NULL there. */
 struct qat_fq_params;
+/* qmax: (scale count) per-element tops of the code range
+ * (qat_fake_quant_ranged), or NULL for p->qmax. */
 void qat_fake_quant_forward_ref(float *y, const float *x, /* each (n) */
-                                size_t n, const float *scale, const float *zero_point,
+                                size_t n, const float *scale, const float *zero_point, const float *qmax,
                                 const struct qat_fq_params *p);
 void qat_fake_quant_backward_ref(float *dx,       /* (n) or NULL */
                                  float *dscale,   /* (scale count) or NULL */
                                  const float *dy, const float *x, /* each (n) */
-                                 size_t n, const float *scale, const float *zero_point,
+                                 size_t n, const float *scale, const float *zero_point, const float *qmax,
                                  const struct qat_fq_params *p);
 
 /* ---- embedding (ops/embedding.c) -------------------------------------------

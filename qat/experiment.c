@@ -1079,10 +1079,6 @@ static qat_status finish(parse_state *ps)
         char unit[32];
         qat_bits_unit_format(e->mixed_unit_rows, unit, sizeof unit);
         point_at(ps, SEC_MIXED, "unit");
-        /* The fake-quant op has one grid per weight; blocks need per-row scales. */
-        if (e->n_mixed_qat)
-            return bad_value(ps, unit, "blocks of rows mix widths within a layer, which QAT does not take (set qat = "
-                                       "none)");
         if (e->mixed_gran.gran == QAT_GRAN_TENSOR)
             return bad_value(ps, unit, "blocks of rows need per-row scales (granularity channel or group:G)");
     }

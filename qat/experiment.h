@@ -141,7 +141,7 @@
  *   calib = 8                     ; calibration batches, 1..100000 (sensitivity and PTQ)
  *   max_probes = 16               ; Hutchinson probes at most (hessian), 2..100000
  *   unit = layer                  ; what gets one width: layer, or rows:N (blocks of N output
- *                                 ; channels; needs channel or group:G, and qat = none)
+ *                                 ; channels; needs channel or group:G)
  *   of = base                     ; gpt: base | finetune, the checkpoint the maps are for
  *
  * methods and qat together name at least one method. The gpt's [mixed]

@@ -49,6 +49,9 @@ static void build_quant(const quant_run *run, int batch, qat_model_quant *q)
                                                  lsq_qp(l->wbits, l->wscheme.symmetric ? 1 << (l->wbits - 1) : 0))),
             };
             q->weight[i].trainable_scale = lsq;
+            /* Rows at their own widths (a bit map of runs): qmax per scale
+             * element; LSQ's gradient scale keeps the widest width's Qp. */
+            q->weight[i].ranged = l->wscheme.runs.count > 0;
         }
     }
 }
@@ -73,6 +76,13 @@ static qat_status write_initial(const quant_run *run, qat_graph *g, const qat_mo
             for (int64_t k = 0; k < l->nscales; k++) zp[k] = (float)l->w_zero_point[k];
             qat_status st = qat_tensor_write(g, ml->w_scale, l->w_scale);
             if (st == QAT_OK) st = qat_tensor_write(g, ml->w_zero_point, zp);
+            if (st == QAT_OK && ml->w_qmax >= 0) {
+                /* Reuses zp's buffer: every scale element's row width. */
+                const int64_t per_row = l->nscales / run->qm.desc.layers[i].rows;
+                for (int64_t k = 0; k < l->nscales; k++)
+                    zp[k] = (float)qat_qmax(qat_qscheme_row_bits(&l->wscheme, k / per_row));
+                st = qat_tensor_write(g, ml->w_qmax, zp);
+            }
             free(zp);
             QAT_TRY(st);
         }
@@ -156,12 +166,6 @@ qat_status qat_qat_run(const qat_quantize_options *o, qat_quantize_result *r)
 {
     quant_run run;
     qat_status st = quant_run_begin(&run, o, r);
-    /* The fake-quant op has one code grid per weight tensor. */
-    for (int l = 0; st == QAT_OK && l < run.qc.nlayers; l++)
-        if (run.qc.layers[l].wruns.count)
-            st = qat_error_set(QAT_ERR_INVALID, "%s: layer %s gives its rows different widths; QAT takes one width per "
-                               "layer (qat ptq takes per-row widths)", o->bits_map ? o->bits_map : "bits map",
-                               run.fp32.desc.layers[l].name);
     if (st == QAT_OK && !run.text && run.data.train.count < (uint32_t)run.o->batch)
         st = qat_error_set(QAT_ERR_INVALID, "--batch %d is larger than the training split (%u images)", run.o->batch,
                            run.data.train.count);

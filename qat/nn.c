@@ -150,9 +150,10 @@ void qat_model_layer_names(const qat_model_desc *d, char *out, size_t size)
 
 /* ---- graphs ----------------------------------------------------------------- */
 
-/* x -> fake_quant(x) with parameters NAME.SUFFIX_scale / _zero_point. */
+/* x -> fake_quant(x) with parameters NAME.SUFFIX_scale / _zero_point (and
+ * _qmax when ranged). */
 static int fake_quant(qat_graph *g, int x, const char *layer, const char *what, const qat_model_fq *fq, int *scale,
-                      int *zero_point)
+                      int *zero_point, int *qmax)
 {
     char name[96];
     int64_t numel = qat_tensor_get(g, x)->numel;
@@ -164,7 +165,13 @@ static int fake_quant(qat_graph *g, int x, const char *layer, const char *what, 
     *scale = qat_param(g, name, 1, &n, fq->trainable_scale);
     snprintf(name, sizeof name, "%s.%s_zero_point", layer, what);
     *zero_point = qat_param(g, name, 1, &n, false);
-    return qat_fake_quant(g, x, *scale, params.estimator == QAT_FQ_PACT ? -1 : *zero_point, &params);
+    if (fq->ranged) {
+        QAT_ASSERT(qmax);
+        snprintf(name, sizeof name, "%s.%s_qmax", layer, what);
+        *qmax = qat_param(g, name, 1, &n, false);
+    }
+    return qat_fake_quant_ranged(g, x, *scale, params.estimator == QAT_FQ_PACT ? -1 : *zero_point,
+                                 fq->ranged ? *qmax : -1, &params);
 }
 
 int qat_model_layer_begin(qat_graph *g, qat_model *m, const qat_model_quant *q, int index, int x, int *x_used)
@@ -175,7 +182,7 @@ int qat_model_layer_begin(qat_graph *g, qat_model *m, const qat_model_quant *q, 
     qat_model_layer *l = &m->layers[index];
     l->weight = m->params[info->weight];
     l->bias = m->params[info->bias];
-    l->in_scale = l->in_zero_point = l->w_scale = l->w_zero_point = -1;
+    l->in_scale = l->in_zero_point = l->w_scale = l->w_zero_point = l->w_qmax = -1;
     l->lora_a = l->lora_b = -1;
     l->q4 = false;
     if (m->lora && m->lora->layer[index] && m->lora->q4_base) {
@@ -196,13 +203,13 @@ int qat_model_layer_begin(qat_graph *g, qat_model *m, const qat_model_quant *q, 
     }
     l->input_raw = x;
     if (q && q->input[index].enabled)
-        x = fake_quant(g, x, info->name, "input", &q->input[index], &l->in_scale, &l->in_zero_point);
+        x = fake_quant(g, x, info->name, "input", &q->input[index], &l->in_scale, &l->in_zero_point, NULL);
     l->input = x;
     if (q && q->expose_inputs) qat_graph_mark_output(g, x);
     *x_used = x;
     int w = l->weight;
     if (q && q->weight[index].enabled)
-        w = fake_quant(g, w, info->name, "weight", &q->weight[index], &l->w_scale, &l->w_zero_point);
+        w = fake_quant(g, w, info->name, "weight", &q->weight[index], &l->w_scale, &l->w_zero_point, &l->w_qmax);
     return w;
 }
 

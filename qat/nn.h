@@ -106,6 +106,10 @@ typedef struct qat_model_fq {
     bool enabled;
     qat_fq_params params;
     bool trainable_scale;
+    /* A code range per scale element (a weight whose rows have their own
+     * widths): one more parameter, NAME.weight_qmax, that the caller writes
+     * like the zero point (qat_fake_quant_ranged). */
+    bool ranged;
 } qat_model_fq;
 
 typedef struct qat_model_quant {
@@ -150,6 +154,7 @@ typedef struct qat_model_layer {
     int input_raw;         /* the input before quantization */
     int in_scale, in_zero_point;  /* -1 when not quantized */
     int w_scale, w_zero_point;
+    int w_qmax;            /* -1 unless the weight's quantizer is ranged */
 } qat_model_layer;
 
 typedef struct qat_model {

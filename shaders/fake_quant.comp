@@ -1,6 +1,6 @@
 #version 450
-// Fake quantization (ops/fake_quant.c is the reference; quantize() below
-// repeats its fq_point_at operation for operation).
+// Fake quantization (ops/fake_quant.c is the reference; quantize_with()
+// below repeats its fq_point_at operation for operation).
 //   FORWARD:    y[i], one element per invocation, grid-stride.
 //   BACK_DX:    dx[i] under the estimator, likewise.
 //   BACK_SCALE: d scale (LSQ) or d alpha (PACT): one workgroup per scale
@@ -22,6 +22,9 @@ layout(constant_id = 6) const bool EXACT_DIV = false;
 // scale and zero point are read once per 4; lavapipe turns those indexed
 // reads into scalar loads.
 layout(constant_id = 7) const bool VEC4 = false;
+// The top of the code range per scale element (binding 5) instead of
+// pc.qmax: a weight whose rows have different widths. Never with PACT.
+layout(constant_id = 8) const bool PER_SCALE_QMAX = false;
 #define MODE_FORWARD 0
 #define MODE_BACK_DX 1
 #define MODE_BACK_SCALE 2
@@ -40,6 +43,7 @@ layout(std430, set = 0, binding = 1) readonly buffer Scale { float scale[]; };  
 layout(std430, set = 0, binding = 2) readonly buffer ZeroPoint { float zero_point[]; }; // unbound for PACT
 layout(std430, set = 0, binding = 3) readonly buffer DY { float dy[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer Out { float result[]; };
+layout(std430, set = 0, binding = 5) readonly buffer QMax { float qmax_of[]; };
 
 layout(push_constant) uniform Push {
     uint n;
@@ -67,9 +71,9 @@ struct Point {
 };
 
 // The scale element's parameters: s and z as the reference derives them,
-// and for PACT the clip alpha.
+// for PACT the clip alpha, and the top of its code range.
 struct Params {
-    float s, z, alpha;
+    float s, z, alpha, qmax;
 };
 
 Params params_at(uint k)
@@ -78,6 +82,7 @@ Params params_at(uint k)
     precise float s = scale[k];
     p.alpha = s;
     p.z = 0.0;
+    p.qmax = PER_SCALE_QMAX ? qmax_of[k] : pc.qmax;
     if (ESTIMATOR == EST_PACT) {
         precise float sp = s / pc.qmax;
         p.s = sp;
@@ -98,7 +103,7 @@ Point quantize_with(float xv, Params p)
     precise float qf = z + roundEven(xv * inv);
     // Comparisons rather than clamp(), whose result the spec leaves open
     // for NaN; the reference is written the same way.
-    precise float q = qf < pc.qmin ? pc.qmin : qf > pc.qmax ? pc.qmax : qf;
+    precise float q = qf < pc.qmin ? pc.qmin : qf > p.qmax ? p.qmax : qf;
     precise float y = (q - z) * s;
     t.s = s;
     t.z = z;
@@ -106,11 +111,6 @@ Point quantize_with(float xv, Params p)
     t.qf = qf;
     t.y = y;
     return t;
-}
-
-Point quantize(float xv, uint k)
-{
-    return quantize_with(xv, params_at(k));
 }
 
 // FORWARD or BACK_DX of element i under parameters p.
@@ -125,7 +125,7 @@ float elementwise(uint i, Params p)
         pass = xv >= 0.0 && xv < p.alpha;
     } else {
         float qf = quantize_with(x[i], p).qf;
-        pass = qf >= pc.qmin && qf <= pc.qmax;
+        pass = qf >= pc.qmin && qf <= p.qmax;
     }
     // A product, as the reference (and PyTorch's dy * mask).
     precise float d = dy[i] * (pass ? 1.0 : 0.0);
@@ -138,10 +138,11 @@ float scale_grad(uint i, uint k)
     float xv = x[i];
     precise float g = dy[i];
     if (ESTIMATOR == EST_PACT) return xv >= scale[k] ? g : 0.0;
-    Point t = quantize(xv, k);
+    Params p = params_at(k);
+    Point t = quantize_with(xv, p);
     precise float c;
     if (t.qf < pc.qmin) c = g * (pc.qmin - t.z);
-    else if (t.qf > pc.qmax) c = g * (pc.qmax - t.z);
+    else if (t.qf > p.qmax) c = g * (p.qmax - t.z);
     else c = g * (t.y - t.x) / t.s;
     return c;
 }

@@ -537,9 +537,9 @@ Test(cli, bits_maps_a_budget_that_ptq_meets_to_the_byte, .timeout = 600)
 }
 
 /* --unit rows:N: blocks of output channels get their own widths; the map
- * holds runs, PTQ writes exactly the bytes qat bits counted, QAT refuses
- * the map, and a manual map must align with the blocks. */
-Test(cli, bits_by_blocks_of_rows_writes_runs_that_ptq_takes, .timeout = 600)
+ * holds runs, PTQ writes exactly the bytes qat bits counted, QAT trains
+ * such a map, and a manual map must align with the blocks. */
+Test(cli, bits_by_blocks_of_rows_writes_runs_that_ptq_and_qat_take, .timeout = 600)
 {
     expect_error((const char *[]){ "bits", "--unit", "rows:0", NULL }, 2, "--unit", "rows:N");
     if (!test_have_data_and_device()) cr_skip_test("needs Fashion-MNIST and a Vulkan device");
@@ -580,13 +580,30 @@ Test(cli, bits_by_blocks_of_rows_writes_runs_that_ptq_takes, .timeout = 600)
     run_qat(&r, (const char *[]){ "eval", "--ckpt", path, "--val", "500", NULL });
     cr_expect_eq(r.status, 0, "qat eval of a checkpoint with runs: %s", r.err);
 
-    /* A map whose rows mix widths is PTQ's only. */
+    /* QAT trains a map whose rows mix widths (LSQ: the learned scales keep
+     * each row's grid) and writes the runs into its checkpoint. */
     const char runs[] = "fc1 2x128+4x128 fp32 channel\nfc2 3 fp32 channel\nfc3 4 fp32 channel\n";
     cr_assert_eq(qat_file_write_atomic(map2, runs, strlen(runs)), QAT_OK);
     snprintf(out, sizeof out, "%s/qat", dir);
-    expect_error((const char *[]){ "qat", "--ckpt", ckpt, "--wbits", "8", "--abits", "fp32", "--bits-map", map2,
-                                   "--epochs", "1", "--val", "500", "--out", out, NULL },
-                 1, "layer fc1 gives its rows different widths", "qat ptq");
+    run_qat(&r, (const char *[]){ "qat", "--ckpt", ckpt, "--wbits", "8", "--abits", "fp32", "--bits-map", map2,
+                                  "--quantizer", "lsq", "--epochs", "1", "--train-limit", "512", "--calib", "2",
+                                  "--batch", "64", "--val", "500", "--quiet", "--out", out, NULL });
+    cr_assert_eq(r.status, 0, "qat with per-row widths: %s", r.err);
+    cr_expect(!strstr(r.err, "validation"), "Vulkan validation messages: %s", r.err);
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    qat_qmodel trained;
+    cr_assert_eq(qat_qmodel_load(path, &trained), QAT_OK, "%s", qat_error_message());
+    qat_qscheme ts = trained.layers[0].wscheme;
+    cr_expect_eq(ts.runs.count, 2, "fc1 keeps its runs");
+    for (int64_t i = 0; i < trained.numel[0]; i++) {
+        const int row_bits = qat_qscheme_row_bits(&ts, i / trained.desc.layers[0].cols);
+        if (trained.layers[0].codes[i] > qat_qmax(row_bits)) {
+            cr_expect(false, "fc1 code %lld is %d, over its row's %d bits", (long long)i, trained.layers[0].codes[i],
+                      row_bits);
+            break;
+        }
+    }
+    qat_qmodel_free(&trained);
     /* manual with runs: aligned with the blocks it passes, else it names the block. */
     run_qat(&r, (const char *[]){ "bits", "--ckpt", ckpt, "--strategy", "manual", "--map", map2, "--unit", "rows:64",
                                   "--out", map, "--quiet", NULL });

@@ -127,7 +127,8 @@ Test(experiment_mixed, every_key)
     cr_expect_eq(g.mixed_qat_eval_every, 10);
     cr_expect_eq(g.mixed_of, QAT_PTQ_OF_FINETUNE);
     cr_expect_eq(g.mixed_unit_rows, 0, "whole layers by default");
-    qat_experiment q = parse_ok(image_with("[mixed]\nstrategies = hawq\nbudgets = 3\nqat = ste, lsq\n"));
+    qat_experiment q = parse_ok(image_with("[mixed]\nstrategies = hawq\nbudgets = 3\nqat = ste, lsq\nunit = rows:8\n"));
+    cr_expect_eq(q.mixed_unit_rows, 8, "blocks of rows with QAT");
     cr_expect(q.n_mixed_qat == 2 && q.mixed_qat[0] == QAT_QUANTIZER_STE && q.mixed_qat[1] == QAT_QUANTIZER_LSQ);
 }
 
@@ -135,8 +136,6 @@ Test(experiment_mixed, bad_values_name_file_and_line)
 {
     parse_fails(image_with("[mixed]\nstrategies = hawq\nbudgets = 3\nunit = rows\n"),
                 "mix.ini:9: [mixed] unit: 'rows': expected layer or rows:N", NULL);
-    parse_fails(image_with("[mixed]\nstrategies = hawq\nbudgets = 3\nunit = rows:8\nqat = ste\n"),
-                "mix.ini:9: [mixed] unit: 'rows:8'", "QAT", NULL);
     parse_fails(image_with("[mixed]\nstrategies = hawq\nbudgets = 3\ngranularity = tensor\nunit = rows:8\n"),
                 "mix.ini:10: [mixed] unit: 'rows:8'", "per-row scales", NULL);
     parse_fails(image_with("[mixed]\nbudgets = 3\n"), "mix.ini:6: [mixed] lacks the required key 'strategies'", NULL);

@@ -47,10 +47,10 @@ static void expect_bitwise(const char *what, const float *got, const float *want
 /* ---- the formulas, written out from the comments in ops/ops.h ---------------- */
 
 /* One element's contribution to d scale (before grad_scale) or d alpha. */
-static float scale_term(const qat_fq_params *p, float x, float dy, float scale, float zero_point)
+static float scale_term(const qat_fq_params *p, float x, float dy, float scale, float zero_point, float qmax)
 {
     if (p->estimator == QAT_FQ_PACT) return x >= scale ? dy : 0.0f;
-    float qmin = (float)p->qmin, qmax = (float)p->qmax, s = scale, z = zero_point;
+    float qmin = (float)p->qmin, s = scale, z = zero_point;
     float qf = z + nearbyintf(x * (1.0f / s));
     if (qf < qmin) return dy * (qmin - z);
     if (qf > qmax) return dy * (qmax - z);
@@ -65,8 +65,9 @@ typedef struct scale_sums {
     int64_t count;
 } scale_sums;
 
+/* qmax: per scale element, or NULL for p->qmax. */
 static scale_sums scale_sums_of(const qat_fq_params *p, const float *x, const float *dy, size_t n,
-                                const float *scale, const float *zero_point)
+                                const float *scale, const float *zero_point, const float *qmax)
 {
     scale_sums s;
     s.count = qat_fq_scale_count(&p->layout, (int64_t)n);
@@ -75,7 +76,8 @@ static scale_sums scale_sums_of(const qat_fq_params *p, const float *x, const fl
     s.members = calloc((size_t)s.count, sizeof(int64_t));
     for (size_t i = 0; i < n; i++) {
         int64_t k = qat_fq_scale_index(&p->layout, (int64_t)i);
-        float t = scale_term(p, x[i], dy[i], scale[k], zero_point ? zero_point[k] : 0.0f);
+        float t = scale_term(p, x[i], dy[i], scale[k], zero_point ? zero_point[k] : 0.0f,
+                             qmax ? qmax[k] : (float)p->qmax);
         s.exact[k] += t;
         s.magnitude[k] += fabs((double)t);
         s.members[k]++;
@@ -161,7 +163,7 @@ Test(fake_quant, reference_forward_matches_pytorch_bit_for_bit)
         const golden_fq_case *f = &golden_fq_cases[c];
         qat_fq_params p = fixture_params(f, f->dscale ? QAT_FQ_LSQ : QAT_FQ_STE_CLIPPED);
         float *y = malloc((size_t)f->numel * sizeof(float));
-        qat_fake_quant_forward_ref(y, f->x, (size_t)f->numel, f->scale, f->zero_point, &p);
+        qat_fake_quant_forward_ref(y, f->x, (size_t)f->numel, f->scale, f->zero_point, NULL, &p);
         char what[96];
         snprintf(what, sizeof what, "%s (%s) y", f->name, f->shape);
         expect_bitwise(what, y, f->y, (size_t)f->numel);
@@ -178,7 +180,7 @@ Test(fake_quant, reference_clipped_ste_gradient_matches_pytorch_bit_for_bit)
         /* The learnable op's dx is the clipped STE too (LSQ's dx). */
         qat_fq_params p = fixture_params(f, f->dscale ? QAT_FQ_LSQ : QAT_FQ_STE_CLIPPED);
         float *dx = malloc((size_t)f->numel * sizeof(float));
-        qat_fake_quant_backward_ref(dx, NULL, f->dy, f->x, (size_t)f->numel, f->scale, f->zero_point, &p);
+        qat_fake_quant_backward_ref(dx, NULL, f->dy, f->x, (size_t)f->numel, f->scale, f->zero_point, NULL, &p);
         char what[96];
         snprintf(what, sizeof what, "%s (%s) dx", f->name, f->shape);
         expect_bitwise(what, dx, f->dx, (size_t)f->numel);
@@ -200,8 +202,8 @@ Test(fake_quant, reference_lsq_scale_gradient_matches_pytorch)
         qat_fq_params p = fixture_params(f, QAT_FQ_LSQ);
         size_t n = (size_t)f->numel;
         float *dscale = malloc((size_t)f->channels * sizeof(float));
-        qat_fake_quant_backward_ref(NULL, dscale, f->dy, f->x, n, f->scale, f->zero_point, &p);
-        scale_sums s = scale_sums_of(&p, f->x, f->dy, n, f->scale, f->zero_point);
+        qat_fake_quant_backward_ref(NULL, dscale, f->dy, f->x, n, f->scale, f->zero_point, NULL, &p);
+        scale_sums s = scale_sums_of(&p, f->x, f->dy, n, f->scale, f->zero_point, NULL);
         char what[96];
         snprintf(what, sizeof what, "%s reference d scale", f->name);
         expect_scale_grad(what, dscale, &s, p.grad_scale, ORDER_ANY, 0);
@@ -245,8 +247,8 @@ Test(fake_quant, reference_estimators_follow_their_formulas_on_hand_picked_point
         qat_fq_params p = { .qmin = 0, .qmax = 7, .layout = qat_fq_per_tensor((int64_t)n),
                             .estimator = (qat_fq_estimator)e, .grad_scale = 0.25f };
         float y[QAT_ARRAY_LEN(hand_x)], dx[QAT_ARRAY_LEN(hand_x)], dscale = -1.0f;
-        qat_fake_quant_forward_ref(y, hand_x, n, &scale, &zero_point, &p);
-        qat_fake_quant_backward_ref(dx, &dscale, hand_dy, hand_x, n, &scale, &zero_point, &p);
+        qat_fake_quant_forward_ref(y, hand_x, n, &scale, &zero_point, NULL, &p);
+        qat_fake_quant_backward_ref(dx, &dscale, hand_dy, hand_x, n, &scale, &zero_point, NULL, &p);
         float want_dscale = 0.0f;
         for (size_t i = 0; i < n; i++) {
             cr_expect(same_bits(y[i], hand_y[i]), "estimator %d: y(%g) = %g, want %g", e, (double)hand_x[i],
@@ -276,8 +278,8 @@ Test(fake_quant, reference_pact_clips_then_quantizes_and_passes_gradients_by_ran
     const float want_dx[] = { 0.0f, 2.0f, 4.0f, 8.0f, 0.0f, 0.0f };
     qat_fq_params p = { .qmin = 0, .qmax = 3, .layout = qat_fq_per_tensor(6), .estimator = QAT_FQ_PACT };
     float y[6], dx[6], dalpha;
-    qat_fake_quant_forward_ref(y, x, 6, &alpha, NULL, &p);
-    qat_fake_quant_backward_ref(dx, &dalpha, dy, x, 6, &alpha, NULL, &p);
+    qat_fake_quant_forward_ref(y, x, 6, &alpha, NULL, NULL, &p);
+    qat_fake_quant_backward_ref(dx, &dalpha, dy, x, 6, &alpha, NULL, NULL, &p);
     for (int i = 0; i < 6; i++) {
         cr_expect(same_bits(y[i], want_y[i]), "y(%g) = %a, want %a", (double)x[i], (double)y[i], (double)want_y[i]);
         cr_expect(same_bits(dx[i], want_dx[i]), "dx at %g = %g, want %g", (double)x[i], (double)dx[i],
@@ -296,7 +298,7 @@ Test(fake_quant, reference_pact_alpha_gradient_counts_clipped_elements)
     x[7] = alpha[0]; /* exactly at the clip: counted */
     for (int i = 0; i < N; i++) ones[i] = 1.0f;
     qat_fq_params p = { .qmin = 0, .qmax = 15, .layout = qat_fq_per_channel(C, INNER), .estimator = QAT_FQ_PACT };
-    qat_fake_quant_backward_ref(NULL, dalpha, ones, x, N, alpha, NULL, &p);
+    qat_fake_quant_backward_ref(NULL, dalpha, ones, x, N, alpha, NULL, NULL, &p);
     int count[C] = { 0 };
     for (int i = 0; i < N; i++) count[i / INNER % C] += x[i] >= alpha[i / INNER % C];
     for (int c = 0; c < C; c++) {
@@ -314,6 +316,7 @@ typedef struct fq_input {
     int64_t shape[QAT_MAX_DIMS];
     qat_fq_params p;
     const float *x, *scale, *zero_point, *dy; /* zero_point NULL for PACT */
+    const float *qmax;                        /* per scale element, or NULL */
 } fq_input;
 
 typedef struct fq_output {
@@ -333,7 +336,8 @@ static fq_output run_on_device(qat_ctx *ctx, const fq_input *in)
     int x = qat_param(g, "x", in->ndim, in->shape, true);
     int scale = qat_param(g, "scale", 1, &count, learned);
     int zero_point = in->zero_point ? qat_param(g, "zero_point", 1, &count, false) : -1;
-    int y = qat_fake_quant(g, x, scale, zero_point, &in->p);
+    int qmax = in->qmax ? qat_param(g, "qmax", 1, &count, false) : -1;
+    int y = qat_fake_quant_ranged(g, x, scale, zero_point, qmax, &in->p);
     int r = qat_const(g, "r", in->ndim, in->shape, in->dy);
     qat_graph_mark_output(g, y);
     qat_graph_backward(g, qat_sum(g, qat_mul(g, y, r), -1));
@@ -341,6 +345,7 @@ static fq_output run_on_device(qat_ctx *ctx, const fq_input *in)
     cr_assert_eq(qat_tensor_write(g, x, in->x), QAT_OK);
     cr_assert_eq(qat_tensor_write(g, scale, in->scale), QAT_OK);
     if (zero_point >= 0) cr_assert_eq(qat_tensor_write(g, zero_point, in->zero_point), QAT_OK);
+    if (qmax >= 0) cr_assert_eq(qat_tensor_write(g, qmax, in->qmax), QAT_OK);
     qat_seq *seq;
     cr_assert_eq(qat_seq_create(g, 0, qat_graph_node_count(g), &seq), QAT_OK);
     cr_assert_eq(qat_seq_run(seq), QAT_OK, "%s", qat_error_message());
@@ -365,17 +370,17 @@ static double check_device(qat_ctx *ctx, const fq_input *in)
     size_t n = (size_t)qat_shape_numel(in->ndim, in->shape);
     fq_output got = run_on_device(ctx, in);
     float *y = malloc(n * sizeof(float)), *dx = malloc(n * sizeof(float));
-    qat_fake_quant_forward_ref(y, in->x, n, in->scale, in->zero_point, &in->p);
-    qat_fake_quant_backward_ref(dx, NULL, in->dy, in->x, n, in->scale, in->zero_point, &in->p);
+    qat_fake_quant_forward_ref(y, in->x, n, in->scale, in->zero_point, in->qmax, &in->p);
+    qat_fake_quant_backward_ref(dx, NULL, in->dy, in->x, n, in->scale, in->zero_point, in->qmax, &in->p);
     char what[160];
     snprintf(what, sizeof what, "%s y", in->what);
     expect_bitwise(what, got.y, y, n);
     snprintf(what, sizeof what, "%s dx", in->what);
     expect_bitwise(what, got.dx, dx, n);
     if (got.dscale) {
-        scale_sums s = scale_sums_of(&in->p, in->x, in->dy, n, in->scale, in->zero_point);
+        scale_sums s = scale_sums_of(&in->p, in->x, in->dy, n, in->scale, in->zero_point, in->qmax);
         float *dscale = malloc((size_t)s.count * sizeof(float));
-        qat_fake_quant_backward_ref(NULL, dscale, in->dy, in->x, n, in->scale, in->zero_point, &in->p);
+        qat_fake_quant_backward_ref(NULL, dscale, in->dy, in->x, n, in->scale, in->zero_point, in->qmax, &in->p);
         float g = in->p.estimator == QAT_FQ_LSQ ? in->p.grad_scale : 1.0f;
         snprintf(what, sizeof what, "%s device d scale", in->what);
         worst = expect_scale_grad(what, got.dscale, &s, g, ORDER_DEVICE, 0);
@@ -404,7 +409,7 @@ Test(fake_quant, device_matches_pytorch_fixtures)
         snprintf(what, sizeof what, "device %s dx", f->name);
         expect_bitwise(what, got.dx, f->dx, (size_t)f->numel);
         if (f->dscale) {
-            scale_sums s = scale_sums_of(&in.p, f->x, f->dy, (size_t)f->numel, f->scale, f->zero_point);
+            scale_sums s = scale_sums_of(&in.p, f->x, f->dy, (size_t)f->numel, f->scale, f->zero_point, NULL);
             snprintf(what, sizeof what, "device %s d scale", f->name);
             expect_scale_grad(what, got.dscale, &s, f->grad_factor, ORDER_DEVICE, 0);
             scale_sums_free(&s);
@@ -525,4 +530,67 @@ Test(fake_quant, backward_rule_adds_only_the_gradients_that_are_needed)
                 if (x_learns) cr_expect_geq(qat_tensor_get(g, x)->grad, 0);
                 qat_graph_free(g);
             }
+}
+
+/* A code range per scale element (a weight whose rows have their own
+ * widths): the reference equals the scalar-qmax reference run on each scale
+ * element's members, and the device matches it: y and dx bit for bit, d
+ * scale within its summation bound, per channel and per group. */
+Test(fake_quant, per_scale_code_ranges_match_each_row_alone_and_the_device)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    test_rng rng = { 0xb175 };
+    const layout_case layouts[] = {
+        { "per channel axis 0 of 13x77", 2, { 13, 77 }, qat_fq_per_channel(13, 77) },
+        { "groups of 16 in rows of 50 of 11x50", 2, { 11, 50 }, qat_fq_per_group(50, 16) },
+    };
+    const qat_fq_estimator estimators[] = { QAT_FQ_STE_CLIPPED, QAT_FQ_STE, QAT_FQ_LSQ };
+    for (size_t l = 0; l < QAT_ARRAY_LEN(layouts); l++)
+        for (size_t e = 0; e < QAT_ARRAY_LEN(estimators); e++) {
+            const layout_case *lc = &layouts[l];
+            const int64_t rows = lc->shape[0], cols = lc->shape[1];
+            size_t n = (size_t)(rows * cols), count = (size_t)qat_fq_scale_count(&lc->layout, (int64_t)n);
+            float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
+            float *scale = malloc(count * sizeof(float)), *zp = malloc(count * sizeof(float));
+            float *qmax = malloc(count * sizeof(float));
+            test_fill(&rng, scale, count, 0.02f, 0.3f);
+            test_fill(&rng, x, n, -4.0f, 4.0f);
+            test_fill(&rng, dy, n, -1.0f, 1.0f);
+            for (size_t k = 0; k < count; k++) {
+                /* Widths 2..8 by row: every scale element of a row shares it. */
+                const int64_t row = (int64_t)k / ((int64_t)count / rows);
+                qmax[k] = (float)((1 << (2 + row % 7)) - 1);
+                zp[k] = (float)(test_rng_next(&rng) % (uint64_t)(qmax[k] + 1));
+            }
+            qat_fq_params p = { .qmin = 0, .qmax = 255, .layout = lc->layout, .estimator = estimators[e] };
+            p.grad_scale = (float)(1.0 / sqrt((double)n * 255));
+            /* Row by row with that row's qmax as the scalar range. */
+            float *y = malloc(n * sizeof(float)), *dx = malloc(n * sizeof(float));
+            float *dscale = malloc(count * sizeof(float));
+            qat_fake_quant_forward_ref(y, x, n, scale, zp, qmax, &p);
+            qat_fake_quant_backward_ref(dx, dscale, dy, x, n, scale, zp, qmax, &p);
+            const size_t per_row = count / (size_t)rows;
+            for (int64_t r = 0; r < rows; r++) {
+                qat_fq_params pr = p;
+                pr.qmax = (int32_t)qmax[(size_t)r * per_row];
+                pr.layout = lc->layout.group ? lc->layout : qat_fq_per_channel(1, cols);
+                float yr[77], dxr[77], dsr[4];
+                const size_t at = (size_t)(r * cols), k0 = (size_t)r * per_row;
+                qat_fake_quant_forward_ref(yr, x + at, (size_t)cols, scale + k0, zp + k0, NULL, &pr);
+                qat_fake_quant_backward_ref(dxr, dsr, dy + at, x + at, (size_t)cols, scale + k0, zp + k0, NULL, &pr);
+                cr_assert_arr_eq(yr, y + at, (size_t)cols * sizeof(float), "%s row %lld y", lc->name, (long long)r);
+                cr_assert_arr_eq(dxr, dx + at, (size_t)cols * sizeof(float), "%s row %lld dx", lc->name, (long long)r);
+                if (p.estimator == QAT_FQ_LSQ)
+                    cr_assert_arr_eq(dsr, dscale + k0, per_row * sizeof(float), "%s row %lld d scale", lc->name,
+                                     (long long)r);
+            }
+            char what[160];
+            snprintf(what, sizeof what, "ranged estimator %d %s", (int)estimators[e], lc->name);
+            fq_input in = { .what = what, .ndim = 2, .p = p, .x = x, .scale = scale, .zero_point = zp, .dy = dy,
+                            .qmax = qmax };
+            memcpy(in.shape, lc->shape, sizeof in.shape);
+            check_device(ctx, &in);
+            free(x), free(dy), free(scale), free(zp), free(qmax), free(y), free(dx), free(dscale);
+        }
+    test_gpu_done(ctx);
 }

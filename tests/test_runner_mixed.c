@@ -171,12 +171,13 @@ Test(runner_mixed, blocks_of_rows, .timeout = 900)
         "[experiment]\nname = tinyrows\nmodel = mlp\nseeds = 1\n"
         "[baseline]\nepochs = 1\ntrain_limit = 1024\nval = 500\nwarmup = 0\n"
         "[mixed]\nstrategies = greedy\nbudgets = 2.5\nsensitivity = fisher\ncandidates = 2, 3, 4\ncalib = 2\n"
-        "unit = rows:128\n";
+        "unit = rows:128\nqat = ste\nqat_epochs = 1\n";
     const char *spec = test_tmp_path("tinyrows.ini");
     qat_run_spec *runs;
     int count;
     test_spec_expand(spec, spec_text, &runs, &count);
-    cr_assert_eq(count, 2);
+    cr_assert_eq(count, 3, "baseline, greedy by PTQ and by QAT");
+    cr_assert(runs[2].mixed_qat);
     char root[600], dir[700], path[1200];
     snprintf(root, sizeof root, "%s/runs", test_tmpdir);
     snprintf(dir, sizeof dir, "%s/tinyrows", root);
@@ -201,6 +202,13 @@ Test(runner_mixed, blocks_of_rows, .timeout = 900)
     cr_expect_eq(strtoull(v, NULL, 10), map_model_bytes(path), "model_bytes %s", v);
     field(csv, runs[1].id, 8, v, sizeof v);
     cr_expect(atof(v) > 0.3, "test accuracy %s", v);
+    /* QAT trained a map of the same strategy and budget (the costs read from the shared file). */
+    field(csv, runs[2].id, 8, v, sizeof v);
+    cr_expect(atof(v) > 0.3, "QAT test accuracy %s", v);
+    field(csv, runs[2].id, 11, v, sizeof v);
+    char qat_map[1200];
+    snprintf(qat_map, sizeof qat_map, "%s/%s/bits.map", dir, runs[2].id);
+    cr_expect_eq(strtoull(v, NULL, 10), map_model_bytes(qat_map), "QAT model_bytes %s", v);
     char *map = slurp(path);
     cr_expect(strstr(map, "\n#   fc1[128:256] "), "one comment line per block: %s", map);
     free(map), free(csv), free(runs);
