@@ -281,8 +281,8 @@ qat_status report_csv_read_rows(const char *text, size_t len, const char *source
             }
             char *row = list + (size_t)n * fmt->row_size;
             st = fmt->parse_row(fields, nfields, source, line, row);
-            const char *id = row + fmt->id_offset;
-            for (int i = 0; st == QAT_OK && i < n; i++) {
+            const char *id = row + (fmt->id_offset == REPORT_CSV_NO_KEY ? 0 : fmt->id_offset);
+            for (int i = 0; st == QAT_OK && fmt->id_offset != REPORT_CSV_NO_KEY && i < n; i++) {
                 const char *other = list + (size_t)i * fmt->row_size;
                 if (strcmp(other + fmt->id_offset, id) == 0) {
                     int first;
@@ -305,6 +305,17 @@ qat_status report_csv_read_rows(const char *text, size_t len, const char *source
     }
     *rows = list, *count = n;
     return QAT_OK;
+}
+
+qat_status report_csv_load_rows(const char *path, const report_csv_format *fmt, void **rows, int *count)
+{
+    *rows = NULL, *count = 0;
+    void *text;
+    size_t size;
+    QAT_TRY(qat_file_read_all(path, &text, &size));
+    qat_status st = report_csv_read_rows(text, size, path, fmt, rows, count);
+    free(text);
+    return st;
 }
 
 static qat_status parse_row_any(char **f, int nfields, const char *source, int line, void *row)
@@ -535,52 +546,42 @@ void report_data_free(report_data *d)
 
 /* --- metrics.csv --- */
 
+typedef struct curve_row {
+    int epoch, line;
+    double val_acc;
+} curve_row;
+
+static qat_status curve_row_parse(char **f, int nfields, const char *source, int line, void *out)
+{
+    (void)nfields;
+    curve_row *row = out;
+    uint64_t epoch;
+    row->line = line;
+    QAT_TRY(report_csv_u64(f[0], "epoch", source, line, &epoch));
+    row->epoch = (int)(epoch > 1000000 ? 1000000 : epoch);
+    return report_csv_double(f[4], "val_acc", source, line, 0, 1, &row->val_acc);
+}
+
 qat_status report_curve_load(const char *path, report_curve *out)
 {
     memset(out, 0, sizeof *out);
-    void *data;
-    size_t size;
-    QAT_TRY(qat_file_read_all(path, &data, &size));
-    char *text = data;
-    static const char header[] = "epoch,step,train_loss,val_loss,val_acc,seconds";
-    qat_status st = QAT_OK;
-    int line = 0, cap = 0;
-    for (char *p = text; *p && st == QAT_OK;) {
-        char *eol = strchr(p, '\n');
-        char *next = eol ? eol + 1 : p + strlen(p);
-        if (eol) *eol = '\0';
-        line++;
-        size_t l = strlen(p);
-        if (l && p[l - 1] == '\r') p[--l] = '\0';
-        if (line == 1) {
-            if (strcmp(p, header) != 0)
-                st = qat_error_set(QAT_ERR_FORMAT, "%s:1: header is not '%s'", path, header);
-        } else if (l) {
-            char *f[6];
-            if (report_csv_split(p, f, 6) != 6) {
-                st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: expected 6 fields", path, line);
-                break;
-            }
-            uint64_t epoch;
-            double acc;
-            st = report_csv_u64(f[0], "epoch", path, line, &epoch);
-            if (st == QAT_OK) st = report_csv_double(f[4], "val_acc", path, line, 0, 1, &acc);
-            if (st != QAT_OK) break;
-            if (out->n == cap) {
-                cap = cap ? 2 * cap : 16;
-                out->epoch = qat_xrealloc(out->epoch, (size_t)cap * sizeof *out->epoch);
-                out->val_acc_pct = qat_xrealloc(out->val_acc_pct, (size_t)cap * sizeof *out->val_acc_pct);
-            }
-            out->epoch[out->n] = (int)(epoch > 1000000 ? 1000000 : epoch);
-            out->val_acc_pct[out->n] = 100 * acc;
-            out->n++;
-        }
-        p = next;
+    static const report_csv_format format = {
+        "epoch,step,train_loss,val_loss,val_acc,seconds", "epoch,step,train_loss,val_loss,val_acc,seconds", 6, 6,
+        sizeof(curve_row), REPORT_CSV_NO_KEY, offsetof(curve_row, line), curve_row_parse, "epoch",
+    };
+    void *rows;
+    int n;
+    QAT_TRY(report_csv_load_rows(path, &format, &rows, &n));
+    const curve_row *r = rows;
+    out->epoch = qat_xmalloc((size_t)n * sizeof *out->epoch);
+    out->val_acc_pct = qat_xmalloc((size_t)n * sizeof *out->val_acc_pct);
+    for (int i = 0; i < n; i++) {
+        out->epoch[i] = r[i].epoch;
+        out->val_acc_pct[i] = 100 * r[i].val_acc;
     }
-    if (st == QAT_OK && out->n == 0) st = qat_error_set(QAT_ERR_FORMAT, "%s: no epochs", path);
-    free(data);
-    if (st != QAT_OK) report_curve_free(out);
-    return st;
+    out->n = n;
+    free(rows);
+    return QAT_OK;
 }
 
 void report_curve_free(report_curve *c)

@@ -47,11 +47,13 @@ typedef struct report_run {
 qat_status report_results_parse(const char *text, size_t len, const char *source, report_run **runs, int *count);
 qat_status report_results_load(const char *path, report_run **runs, int *count);
 
-/* The CSV readers' common loop (results.csv, bits.csv): the header (current
- * or v1), one row per non-empty line (a trailing CR dropped) parsed into an
- * array of row_size-byte records, each record's key (a char array at
- * id_offset) unique (its int line at line_offset names the first); errors
- * name source:line and call a row `noun` ("run", "layer"). */
+/* The CSV readers' common loop (results.csv, bits.csv, metrics.csv): the
+ * header (current or v1), one row per non-empty line (a trailing CR dropped)
+ * parsed into an array of row_size-byte records, each record's key (a char
+ * array at id_offset; REPORT_CSV_NO_KEY: none) unique (its int line at
+ * line_offset names the first); errors name source:line and call a row
+ * `noun` ("run", "layer", "epoch"). */
+#define REPORT_CSV_NO_KEY ((size_t)-1)
 #define REPORT_CSV_MAX_FIELDS 32
 typedef struct report_csv_format {
     const char *header, *header_v1;
@@ -62,6 +64,8 @@ typedef struct report_csv_format {
 } report_csv_format;
 qat_status report_csv_read_rows(const char *text, size_t len, const char *source, const report_csv_format *fmt,
                                 void **rows, int *count);
+/* The same on a file's text (errors name the path). */
+qat_status report_csv_load_rows(const char *path, const report_csv_format *fmt, void **rows, int *count);
 
 /* CSV fields for the readers: split a line at its commas in place (returns
  * the count, stores at most max); numbers and text checked with messages

@@ -215,14 +215,9 @@ qat_status report_bits_csv_load(const char *path, int *nlayers, char (**names)[6
         "layer,weights,bits,bytes,sensitivity,cost", "layer,weights,bits,bytes,sensitivity,cost", 6, 6,
         sizeof(bits_row), offsetof(bits_row, name), offsetof(bits_row, line), bits_row_parse, "layer",
     };
-    void *data;
-    size_t size;
-    QAT_TRY(qat_file_read_all(path, &data, &size));
     void *rows;
     int n;
-    qat_status st = report_csv_read_rows(data, size, path, &format, &rows, &n);
-    free(data);
-    QAT_TRY(st);
+    QAT_TRY(report_csv_load_rows(path, &format, &rows, &n));
     const bits_row *r = rows;
     *names = qat_xmalloc((size_t)n * sizeof **names);
     *bits = qat_xmalloc((size_t)n * sizeof **bits);

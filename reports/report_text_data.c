@@ -323,50 +323,42 @@ void report_text_data_free(report_text_data *d)
 
 /* --- metrics.csv of the gpt --- */
 
+typedef struct bpc_row {
+    int step, line;
+    double val_bpc;
+} bpc_row;
+
+static qat_status bpc_row_parse(char **f, int nfields, const char *source, int line, void *out)
+{
+    (void)nfields;
+    bpc_row *row = out;
+    uint64_t step;
+    row->line = line;
+    QAT_TRY(report_csv_u64(f[0], "step", source, line, &step));
+    row->step = (int)(step > 1000000000 ? 1000000000 : step);
+    return report_csv_double(f[3], "val_bpc", source, line, 0, 1e6, &row->val_bpc);
+}
+
 qat_status report_bpc_curve_load(const char *path, report_bpc_curve *out)
 {
     memset(out, 0, sizeof *out);
-    void *data;
-    size_t size;
-    QAT_TRY(qat_file_read_all(path, &data, &size));
-    static const char header[] = "step,train_loss,val_loss,val_bpc,seconds";
-    qat_status st = QAT_OK;
-    int line = 0, cap = 0;
-    for (char *p = data; *p && st == QAT_OK;) {
-        char *eol = strchr(p, '\n');
-        char *next = eol ? eol + 1 : p + strlen(p);
-        if (eol) *eol = '\0';
-        line++;
-        size_t l = strlen(p);
-        if (l && p[l - 1] == '\r') p[--l] = '\0';
-        if (line == 1) {
-            if (strcmp(p, header) != 0) st = qat_error_set(QAT_ERR_FORMAT, "%s:1: header is not '%s'", path, header);
-        } else if (l) {
-            char *f[5];
-            if (report_csv_split(p, f, 5) != 5) {
-                st = qat_error_set(QAT_ERR_FORMAT, "%s:%d: expected 5 fields", path, line);
-                break;
-            }
-            uint64_t step;
-            double bpc;
-            st = report_csv_u64(f[0], "step", path, line, &step);
-            if (st == QAT_OK) st = report_csv_double(f[3], "val_bpc", path, line, 0, 1e6, &bpc);
-            if (st != QAT_OK) break;
-            if (out->n == cap) {
-                cap = cap ? 2 * cap : 16;
-                out->step = qat_xrealloc(out->step, (size_t)cap * sizeof *out->step);
-                out->val_bpc = qat_xrealloc(out->val_bpc, (size_t)cap * sizeof *out->val_bpc);
-            }
-            out->step[out->n] = (int)(step > 1000000000 ? 1000000000 : step);
-            out->val_bpc[out->n] = bpc;
-            out->n++;
-        }
-        p = next;
+    static const report_csv_format format = {
+        "step,train_loss,val_loss,val_bpc,seconds", "step,train_loss,val_loss,val_bpc,seconds", 5, 5,
+        sizeof(bpc_row), REPORT_CSV_NO_KEY, offsetof(bpc_row, line), bpc_row_parse, "evaluation",
+    };
+    void *rows;
+    int n;
+    QAT_TRY(report_csv_load_rows(path, &format, &rows, &n));
+    const bpc_row *r = rows;
+    out->step = qat_xmalloc((size_t)n * sizeof *out->step);
+    out->val_bpc = qat_xmalloc((size_t)n * sizeof *out->val_bpc);
+    for (int i = 0; i < n; i++) {
+        out->step[i] = r[i].step;
+        out->val_bpc[i] = r[i].val_bpc;
     }
-    if (st == QAT_OK && out->n == 0) st = qat_error_set(QAT_ERR_FORMAT, "%s: no evaluations", path);
-    free(data);
-    if (st != QAT_OK) report_bpc_curve_free(out);
-    return st;
+    out->n = n;
+    free(rows);
+    return QAT_OK;
 }
 
 void report_bpc_curve_free(report_bpc_curve *c)

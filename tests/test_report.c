@@ -527,3 +527,39 @@ Test(report, series_split_by_observer_and_granularity_only_when_they_vary)
     cr_expect_str_eq(d.bits[1].label, "W4A8");
     report_data_free(&d);
 }
+
+/* metrics.csv, image (per epoch) and gpt (per evaluation): CRLF reads as LF,
+ * empty lines are skipped, and a bad header, value or empty table is an
+ * error naming the file and line. */
+Test(report, metrics_csv_curves_and_their_errors)
+{
+    const char *path = test_tmp_path("metrics.csv");
+    write_text(path, "epoch,step,train_loss,val_loss,val_acc,seconds\r\n1,100,0.5,0.4,0.85,3.0\r\n\r\n"
+                     "2,200,0.4,0.35,0.875,6.0\r\n");
+    report_curve c;
+    cr_assert_eq(report_curve_load(path, &c), QAT_OK, "%s", qat_error_message());
+    cr_expect_eq(c.n, 2);
+    cr_expect(c.epoch[0] == 1 && c.epoch[1] == 2);
+    cr_expect_float_eq(c.val_acc_pct[1], 87.5, 1e-9);
+    report_curve_free(&c);
+    write_text(path, "step,train_loss,val_loss,val_bpc,seconds\n50,2.1,2.2,3.25,10\n100,1.9,2.0,3.0,20\n");
+    report_bpc_curve b;
+    cr_assert_eq(report_bpc_curve_load(path, &b), QAT_OK, "%s", qat_error_message());
+    cr_expect(b.n == 2 && b.step[1] == 100 && b.val_bpc[0] == 3.25);
+    report_bpc_curve_free(&b);
+    const char *bad[][2] = {
+        {"epoch,val_acc\n1,0.5\n", "metrics.csv:1: header"},
+        {"epoch,step,train_loss,val_loss,val_acc,seconds\n1,100,0.5,0.4,1.5,3.0\n", "metrics.csv:2:"},
+        {"epoch,step,train_loss,val_loss,val_acc,seconds\n1,100,0.5\n", "metrics.csv:2: 3 fields, expected 6"},
+        {"epoch,step,train_loss,val_loss,val_acc,seconds\n", "no epochs"},
+    };
+    for (size_t i = 0; i < QAT_ARRAY_LEN(bad); i++) {
+        write_text(path, bad[i][0]);
+        cr_expect_eq(report_curve_load(path, &c), QAT_ERR_FORMAT, "accepted %s", bad[i][0]);
+        cr_expect(strstr(qat_error_message(), bad[i][1]), "%s: %s", bad[i][0], qat_error_message());
+        cr_expect(c.n == 0 && !c.epoch && !c.val_acc_pct);
+    }
+    write_text(path, "step,train_loss,val_loss,val_bpc,seconds\n");
+    cr_expect_eq(report_bpc_curve_load(path, &b), QAT_ERR_FORMAT);
+    cr_expect(strstr(qat_error_message(), "no evaluations"), "%s", qat_error_message());
+}
