@@ -43,4 +43,5 @@ const qat_op_def *const qat_op_defs[QAT_OP_COUNT] = {
     [QAT_OP_TRANSPOSE12] = &qat_op_transpose12_def,
     [QAT_OP_MATMUL_Q4] = &qat_op_matmul_q4_def,
     [QAT_OP_MATMUL_Q4_BACK_INPUT] = &qat_op_matmul_q4_back_input_def,
+    [QAT_OP_PARAM_FLOOR] = &qat_op_param_floor_def,
 };

@@ -53,6 +53,7 @@ typedef enum qat_op {
     QAT_OP_TRANSPOSE12,         /* (A, B, C, D) -> (A, C, B, D) */
     QAT_OP_MATMUL_Q4,           /* y = x @ W^T (+ bias), W 4-bit (NF4/FP4), dequantized on the fly */
     QAT_OP_MATMUL_Q4_BACK_INPUT, /* dx = dy @ W, W 4-bit, dequantized on the fly */
+    QAT_OP_PARAM_FLOOR,         /* in place after the optimizer: p = max(p, lo), NaN kept */
     QAT_OP_COUNT
 } qat_op;
 
@@ -184,6 +185,13 @@ int qat_fake_quant(struct qat_graph *g, int x, int scale, int zero_point, const 
  * a weight's rows), read in place of p->qmax everywhere, LSQ's gradient
  * included; -1 is qat_fake_quant. Not with PACT. */
 int qat_fake_quant_ranged(struct qat_graph *g, int x, int scale, int zero_point, int qmax, const qat_fq_params *p);
+
+/* A floor on a trainable parameter, applied in place each time the node
+ * runs: p = lo where p < lo (NaN stays NaN, as torch.clamp_). Added after
+ * the optimizer, it keeps LSQ's learned steps positive as PyTorch's
+ * _LearnableFakeQuantize does (scale.clamp_(min=eps) before each forward).
+ * Reference: qat_param_floor_ref (ops/optim.c). Returns the node. */
+int qat_param_floor(struct qat_graph *g, int param, float lo);
 
 /* ---- 4-bit matmul (ops/matmul_q4.c, ops/matmul_q4_vk.c) ------------------
  * The tensors of one frozen 4-bit weight (out, in), made by

@@ -236,6 +236,9 @@ void qat_maxpool2d_backward_ref(float *dx,       /* (N, C, H, W) */
 typedef struct qat_sgd_hparams {
     double lr, momentum, weight_decay;
 } qat_sgd_hparams;
+/* The floor of QAT_OP_PARAM_FLOOR: p[i] = lo where p[i] < lo. */
+void qat_param_floor_ref(float *p, size_t n, float lo);
+
 void qat_sgd_update_ref(float *param,      /* (n) */
                         const float *grad, /* (n) */
                         float *buf,        /* (n) momentum buffer, or NULL if momentum == 0 */

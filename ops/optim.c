@@ -9,6 +9,12 @@
 
 #include <math.h>
 
+void qat_param_floor_ref(float *p, size_t n, float lo)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < lo) p[i] = lo;
+}
+
 void qat_sgd_update_ref(float *param,      /* (n) */
                         const float *grad, /* (n) */
                         float *buf,        /* (n) momentum buffer, or NULL if momentum == 0 */

@@ -23,5 +23,29 @@ static void encode_optim(const qat_graph *g, const qat_node *n, qat_dispatch *d)
     for (int i = 0; i < 6; i++) d->push[1 + i] = qat_float_bits(n->farg[i]);
 }
 
+int qat_param_floor(qat_graph *g, int param, float lo)
+{
+    const qat_tensor *t = qat_tensor_get(g, param);
+    QAT_ASSERT_MSG(t->dtype == QAT_F32 && t->requires_grad, "a floor is for a trainable F32 parameter");
+    QAT_ASSERT_MSG(t->numel <= (int64_t)UINT32_MAX - (1 << 24), "param floor indexes elements with 32 bits");
+    int id = qat_node_add(g, QAT_OP_PARAM_FLOOR, &param, 1, -1);
+    qat_node_get(g, id)->farg[0] = lo;
+    return id;
+}
+
+/* The optimizer's kernel in MODE_FLOOR, one float per invocation step over
+ * the parameter's own range. */
+static void encode_param_floor(const qat_graph *g, const qat_node *n, qat_dispatch *d)
+{
+    uint64_t count = (uint64_t)qat_in(g, n, 0)->numel;
+    qat_dispatch_1d(g, d, QAT_KERNEL_OPTIM, 2, count, 64);
+    if (d->groups[0] > 64) d->groups[0] = 64;
+    d->binding[0] = n->in[0];
+    d->writes[0] = true;
+    d->push[0] = (uint32_t)count;
+    d->push[1] = qat_float_bits(n->farg[0]);
+}
+
+const qat_op_def qat_op_param_floor_def = { "param_floor", encode_param_floor, NULL };
 const qat_op_def qat_op_sgd_def = { "sgd", encode_optim, NULL };
 const qat_op_def qat_op_adamw_def = { "adamw", encode_optim, NULL };

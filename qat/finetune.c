@@ -5,6 +5,7 @@
  *   lsq   learned step sizes for weights and inputs (Esser et al. 2020)
  *   pact  learned clip for inputs that come out of a ReLU; fixed weight
  *         scales (and a fixed grid for the signed network input) */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,16 @@ static qat_status train(quant_run *run)
     if (run->text) optim.total_steps = o->steps;
     else optim.total_steps = (int)(run->data.train.count / (uint32_t)o->batch) * o->epochs;
     qat_graph_add_optimizer(g, &optim);
+    /* LSQ's steps stay at least FLT_EPSILON after every update, as
+     * PyTorch's _LearnableFakeQuantize clamps its scale before each forward:
+     * without the floor an update can drive a step to 0 or below. PACT's
+     * clip is left free, as in PACT. */
+    for (int i = 0; i < run->qc.nlayers; i++) {
+        if (m.layers[i].w_scale >= 0 && q.weight[i].trainable_scale && q.weight[i].params.estimator == QAT_FQ_LSQ)
+            qat_param_floor(g, m.layers[i].w_scale, FLT_EPSILON);
+        if (m.layers[i].in_scale >= 0 && q.input[i].trainable_scale && q.input[i].params.estimator == QAT_FQ_LSQ)
+            qat_param_floor(g, m.layers[i].in_scale, FLT_EPSILON);
+    }
     qat_seq *train_seq = NULL, *forward = NULL;
     qat_status st = qat_graph_compile(g);
     if (st == QAT_OK) st = write_initial(run, g, &m, &q);

@@ -9,10 +9,12 @@
 layout(constant_id = 3) const uint MODE = 0;
 #define MODE_SGD 0
 #define MODE_ADAMW 1
+#define MODE_FLOOR 2 // p[i] = floor where p[i] < floor, over one parameter (push: n, floor)
 
 layout(constant_id = 4) const bool TEXEL = false; // read the gradient through its texel view
 
 layout(std430, set = 0, binding = 0) buffer P { vec4 p[]; };
+layout(std430, set = 0, binding = 0) buffer PF { float pf[]; };
 layout(std430, set = 0, binding = 1) readonly buffer G { vec4 g[]; };
 layout(std430, set = 0, binding = 2) buffer M { vec4 m[]; };  // momentum buffer / first moment
 layout(std430, set = 0, binding = 3) buffer V { vec4 v[]; };  // second moment (AdamW)
@@ -32,8 +34,15 @@ layout(push_constant) uniform Push {
 // same order.
 void main()
 {
-    float lr = scalars[SCALAR_LR];
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    if (MODE == MODE_FLOOR) {
+        // A comparison, not max(): NaN stays NaN, as in torch.clamp_.
+        float lo = pc.beta1;
+        for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += stride)
+            if (pf[i] < lo) pf[i] = lo;
+        return;
+    }
+    float lr = scalars[SCALAR_LR];
     uint n4 = pc.n >> 2;
     for (uint i = gl_GlobalInvocationID.x; i < n4; i += stride) {
         vec4 grad = TEXEL ? texelFetch(tg, int(i)) : g[i];

@@ -903,3 +903,42 @@ Test(ops_vk, transpose12_matches_reference)
     for (size_t s = 0; s < QAT_ARRAY_LEN(shapes); s++) check_transpose12(ctx, 1600 + s, shapes[s]);
     test_gpu_done(ctx);
 }
+
+/* A floor on a parameter (after the optimizer, for LSQ's steps): in place,
+ * elements below lo become lo, the rest keep their bits (NaN and infinities
+ * too, as torch.clamp_), and a parameter beside it is not touched. Run twice:
+ * the second run changes nothing. */
+Test(ops_vk, param_floor_raises_only_what_is_below)
+{
+    qat_ctx *ctx = test_gpu_ctx();
+    qat_graph *g = qat_graph_create(ctx);
+    const int64_t n = 1037, m = 5;
+    int a = qat_param(g, "a", 1, &n, true), b = qat_param(g, "b", 1, &m, true);
+    qat_param_floor(g, a, 0.25f);
+    cr_assert_eq(qat_graph_compile(g), QAT_OK, "%s", qat_error_message());
+    test_rng rng = { 77 };
+    float *x = malloc((size_t)n * sizeof *x), *want = malloc((size_t)n * sizeof *want);
+    float *got = malloc((size_t)n * sizeof *got);
+    test_fill(&rng, x, (size_t)n, -1.0f, 1.0f);
+    x[3] = NAN, x[4] = -INFINITY, x[5] = INFINITY, x[6] = 0.25f, x[7] = nextafterf(0.25f, 0.0f);
+    const float bx[5] = { -3.0f, 0.0f, 0.1f, -0.0f, 2.0f };
+    cr_assert_eq(qat_tensor_write(g, a, x), QAT_OK);
+    cr_assert_eq(qat_tensor_write(g, b, bx), QAT_OK);
+    memcpy(want, x, (size_t)n * sizeof *want);
+    qat_param_floor_ref(want, (size_t)n, 0.25f);
+    qat_seq *seq;
+    cr_assert_eq(qat_seq_create(g, 0, qat_graph_node_count(g), &seq), QAT_OK);
+    for (int run = 0; run < 2; run++) {
+        cr_assert_eq(qat_seq_run(seq), QAT_OK, "%s", qat_error_message());
+        cr_assert_eq(qat_tensor_read(g, a, got), QAT_OK);
+        cr_expect_arr_eq(got, want, (size_t)n * sizeof *got, "run %d", run);
+    }
+    cr_expect(isnan(got[3]) && got[4] == 0.25f && isinf(got[5]) && got[7] == 0.25f);
+    float by[5];
+    cr_assert_eq(qat_tensor_read(g, b, by), QAT_OK);
+    cr_expect_arr_eq(by, bx, sizeof bx, "the other parameter is untouched");
+    qat_seq_free(seq);
+    qat_graph_free(g);
+    free(x), free(want), free(got);
+    test_gpu_done(ctx);
+}
