@@ -97,9 +97,10 @@ static void describe(const qat_experiment *e, const qat_run_spec *r, char *out, 
     }
 }
 
-/* What `qat ptq` / `qat qat` get for a run of an image model. */
-static void image_quantize_options(const qat_experiment *e, const qat_runner_options *o, const qat_run_spec *r,
-                                   const char *ckpt, const char *dir, qat_quantize_options *q)
+/* What `qat ptq` / `qat qat` get for a run, whatever the model: the
+ * checkpoint, the run's quantization settings and calibration. */
+static void quantize_options(const qat_experiment *e, const qat_runner_options *o, const qat_run_spec *r,
+                             const char *ckpt, const char *dir, qat_quantize_options *q)
 {
     *q = (qat_quantize_options){
         .ckpt = ckpt,
@@ -115,13 +116,20 @@ static void image_quantize_options(const qat_experiment *e, const qat_runner_opt
         .calib_batches = r->calib,
         .batch = e->baseline.batch,
         .seed = r->seed,
-        .val_count = e->baseline.val_count,
-        .quiet = true,
         .gptq = r->gptq,
         .quantizer = r->quantizer,
-        .epochs = r->epochs,
-        .train_limit = e->baseline.train_limit,
     };
+}
+
+/* ... for a run of an image model: its epochs and training split. */
+static void image_quantize_options(const qat_experiment *e, const qat_runner_options *o, const qat_run_spec *r,
+                                   const char *ckpt, const char *dir, qat_quantize_options *q)
+{
+    quantize_options(e, o, r, ckpt, dir, q);
+    q->val_count = e->baseline.val_count;
+    q->quiet = true;
+    q->epochs = r->epochs;
+    q->train_limit = e->baseline.train_limit;
     q->optim = qat_optim_defaults(QAT_OPTIM_ADAMW, r->lr);
     q->optim.weight_decay = 0;
     q->optim.schedule = QAT_SCHEDULE_COSINE;
@@ -324,29 +332,15 @@ static qat_status execute_text(const qat_experiment *e, const qat_runner_options
     case QAT_RUN_PTQ:
     case QAT_RUN_QAT:
     case QAT_RUN_MIXED: {
-        qat_quantize_options q = {
-            .ckpt = r->finetune_id[0] ? ft_ckpt : base_ckpt,
-            .out_dir = dir,
-            .data_dir = o->data_dir,
-            .device = o->device,
-            .wbits = r->wbits,
-            .abits = r->abits,
-            .granularity = r->gran,
-            .group = r->group,
-            .weight_symmetric = true,
-            .observer = r->observer,
-            .calib_batches = r->calib,
-            .batch = e->baseline.batch,
-            .seed = r->seed,
-            .quiet = r->kind == QAT_RUN_PTQ || (r->kind == QAT_RUN_MIXED && !r->mixed_qat) || o->quiet,
-            .gptq = r->gptq,
-            .quantizer = r->quantizer,
-            .data_spec = e->finetune_data,
-            .forget_spec = e->forget_data,
-            .val_permille = e->baseline.val_permille,
-            .steps = r->steps,
-            .eval_every = r->eval_every,
-        };
+        /* The gpt: its corpora, steps and evaluations. */
+        qat_quantize_options q;
+        quantize_options(e, o, r, r->finetune_id[0] ? ft_ckpt : base_ckpt, dir, &q);
+        q.quiet = r->kind == QAT_RUN_PTQ || (r->kind == QAT_RUN_MIXED && !r->mixed_qat) || o->quiet;
+        q.data_spec = e->finetune_data;
+        q.forget_spec = e->forget_data;
+        q.val_permille = e->baseline.val_permille;
+        q.steps = r->steps;
+        q.eval_every = r->eval_every;
         q.optim = finetune_optim(r->lr, 0, 0);
         if (r->kind == QAT_RUN_MIXED) return execute_mixed(r, dir, &q);
         qat_quantize_result res;
