@@ -1,7 +1,6 @@
 #include <criterion/criterion.h>
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,31 +179,8 @@ static const char FULL_SPEC[] = "[experiment]\n"
                                 "lr = 2e-4\n"
                                 "calib = 4\n";
 
-static qat_experiment parse_ok(const char *text)
-{
-    qat_experiment e;
-    memset(&e, 0xa5, sizeof e);
-    qat_status st = qat_experiment_parse(text, strlen(text), "exp.ini", &e);
-    cr_assert_eq(st, QAT_OK, "%s", qat_error_message());
-    return e;
-}
-
-/* Parsing fails with a one-line message that starts with `where` and
- * mentions each of the NULL-terminated snippets. */
-static void parse_fails(const char *text, const char *where, ...)
-{
-    qat_experiment e;
-    qat_error_clear();
-    cr_assert_eq(qat_experiment_parse(text, strlen(text), "exp.ini", &e), QAT_ERR_INVALID, "accepted:\n%s", text);
-    const char *msg = qat_error_message();
-    cr_assert(strncmp(msg, where, strlen(where)) == 0, "message \"%s\" does not start with \"%s\"", msg, where);
-    cr_assert_null(strchr(msg, '\n'), "message spans lines: %s", msg);
-    va_list ap;
-    va_start(ap, where);
-    for (const char *s; (s = va_arg(ap, const char *));)
-        cr_assert(strstr(msg, s), "message \"%s\" does not mention \"%s\"", msg, s);
-    va_end(ap);
-}
+#define parse_ok(text) test_spec_parse_ok((text), "exp.ini")
+#define parse_fails(text, ...) test_spec_parse_fails((text), "exp.ini", __VA_ARGS__)
 
 static const char MINIMAL[] = "[experiment]\nname = m\nmodel = mlp\n";
 

@@ -5,13 +5,13 @@
  * QLoRA), its ids, settings and dependencies. */
 #include <criterion/criterion.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "qat/experiment.h"
 #include "qat/fileio.h"
+#include "tests/test_util.h"
 
 static const char GPT_FULL[] = "[experiment]\n"
                                "name = fortunes-full\n"
@@ -85,31 +85,8 @@ static const char SHIPPED_SPEC[] = "[experiment]\nname = fortunes\nmodel = gpt\n
                                    "[mixed]\nstrategies = uniform, greedy, hawq, rules\nbudgets = 3, 2.5\n"
                                    "sensitivity = fisher\ncandidates = 2, 3, 4, 8\ngranularity = group:64\nof = base\n";
 
-static qat_experiment parse_ok(const char *text)
-{
-    qat_experiment e;
-    memset(&e, 0x5a, sizeof e);
-    qat_status st = qat_experiment_parse(text, strlen(text), "gpt.ini", &e);
-    cr_assert_eq(st, QAT_OK, "%s\n%s", qat_error_message(), text);
-    return e;
-}
-
-/* Fails with a one-line message starting with `where` and mentioning each of
- * the NULL-terminated snippets. */
-static void parse_fails(const char *text, const char *where, ...)
-{
-    qat_experiment e;
-    qat_error_clear();
-    cr_assert_eq(qat_experiment_parse(text, strlen(text), "gpt.ini", &e), QAT_ERR_INVALID, "accepted:\n%s", text);
-    const char *msg = qat_error_message();
-    cr_assert(strncmp(msg, where, strlen(where)) == 0, "message \"%s\" does not start with \"%s\"", msg, where);
-    cr_assert_null(strchr(msg, '\n'), "message spans lines: %s", msg);
-    va_list ap;
-    va_start(ap, where);
-    for (const char *s; (s = va_arg(ap, const char *));)
-        cr_assert(strstr(msg, s), "message \"%s\" does not mention \"%s\"", msg, s);
-    va_end(ap);
-}
+#define parse_ok(text) test_spec_parse_ok((text), "gpt.ini")
+#define parse_fails(text, ...) test_spec_parse_fails((text), "gpt.ini", __VA_ARGS__)
 
 static const char GPT_MIN[] = "[experiment]\nname = g\nmodel = gpt\n";
 

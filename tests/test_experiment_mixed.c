@@ -3,7 +3,6 @@
  * settings). */
 #include <criterion/criterion.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,30 +28,8 @@ static const char *gpt_with(const char *extra)
     return buf;
 }
 
-static qat_experiment parse_ok(const char *text)
-{
-    qat_experiment e;
-    memset(&e, 0x5a, sizeof e);
-    cr_assert_eq(qat_experiment_parse(text, strlen(text), "mix.ini", &e), QAT_OK, "%s\n%s", qat_error_message(), text);
-    return e;
-}
-
-/* Fails with a one-line message starting with `where` and mentioning each of
- * the NULL-terminated snippets. */
-static void parse_fails(const char *text, const char *where, ...)
-{
-    qat_experiment e;
-    qat_error_clear();
-    cr_assert_eq(qat_experiment_parse(text, strlen(text), "mix.ini", &e), QAT_ERR_INVALID, "accepted:\n%s", text);
-    const char *msg = qat_error_message();
-    cr_assert(strncmp(msg, where, strlen(where)) == 0, "message \"%s\" does not start with \"%s\"", msg, where);
-    cr_assert_null(strchr(msg, '\n'), "message spans lines: %s", msg);
-    va_list ap;
-    va_start(ap, where);
-    for (const char *s; (s = va_arg(ap, const char *));)
-        cr_assert(strstr(msg, s), "message \"%s\" does not mention \"%s\"", msg, s);
-    va_end(ap);
-}
+#define parse_ok(text) test_spec_parse_ok((text), "mix.ini")
+#define parse_fails(text, ...) test_spec_parse_fails((text), "mix.ini", __VA_ARGS__)
 
 Test(experiment_mixed, defaults)
 {

@@ -1,6 +1,7 @@
 #include "tests/test_util.h"
 
 #include <limits.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,4 +146,27 @@ void test_spec_expand(const char *path, const char *text, qat_run_spec **runs, i
     qat_experiment e;
     cr_assert_eq(qat_experiment_load(path, &e), QAT_OK, "%s", qat_error_message());
     cr_assert_eq(qat_experiment_expand(&e, runs, count), QAT_OK, "%s", qat_error_message());
+}
+
+qat_experiment test_spec_parse_ok(const char *text, const char *source)
+{
+    qat_experiment e;
+    memset(&e, 0x5a, sizeof e);
+    cr_assert_eq(qat_experiment_parse(text, strlen(text), source, &e), QAT_OK, "%s\n%s", qat_error_message(), text);
+    return e;
+}
+
+void test_spec_parse_fails(const char *text, const char *source, const char *where, ...)
+{
+    qat_experiment e;
+    qat_error_clear();
+    cr_assert_eq(qat_experiment_parse(text, strlen(text), source, &e), QAT_ERR_INVALID, "accepted:\n%s", text);
+    const char *msg = qat_error_message();
+    cr_assert(strncmp(msg, where, strlen(where)) == 0, "message \"%s\" does not start with \"%s\"", msg, where);
+    cr_assert_null(strchr(msg, '\n'), "message spans lines: %s", msg);
+    va_list ap;
+    va_start(ap, where);
+    for (const char *snippet; (snippet = va_arg(ap, const char *));)
+        cr_assert(strstr(msg, snippet), "message \"%s\" does not mention \"%s\"", msg, snippet);
+    va_end(ap);
 }

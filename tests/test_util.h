@@ -57,6 +57,13 @@ bool test_have_fortunes_and_device(void);
  * free with qat_qmodel_free. */
 void test_random_mlp(qat_qmodel *qm, uint64_t seed, float bound);
 
+/* Parses spec text named `source` in messages; fails the test on an error.
+ * The struct starts filled with junk, so a key left unset shows. */
+qat_experiment test_spec_parse_ok(const char *text, const char *source);
+/* Parsing fails with a one-line message that starts with `where` and
+ * mentions each of the NULL-terminated snippets after it. */
+void test_spec_parse_fails(const char *text, const char *source, const char *where, ...);
+
 /* Writes an experiment spec to `path`, loads it and expands its grid into
  * *runs (to free) and *count; fails the test on any error. */
 void test_spec_expand(const char *path, const char *text, qat_run_spec **runs, int *count);
